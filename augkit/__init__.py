@@ -1,0 +1,37 @@
+"""augkit: does class-conditional synthetic data make a diagnostic classifier better?"""
+
+from augkit.hookspecs import hookimpl
+from augkit.api import build, run
+from augkit.recipe import RecipeError, load_recipe
+from augkit.plugins import PluginError, get_plugin_manager
+from augkit.interfaces import (
+    Classifier,
+    DataSource,
+    Exporter,
+    Generator,
+    LabeledImages,
+    Options,
+    Preprocessor,
+    Sample,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Classifier",
+    "DataSource",
+    "Exporter",
+    "Generator",
+    "LabeledImages",
+    "Options",
+    "PluginError",
+    "Preprocessor",
+    "RecipeError",
+    "Sample",
+    "__version__",
+    "build",
+    "get_plugin_manager",
+    "hookimpl",
+    "load_recipe",
+    "run",
+]

@@ -1,0 +1,29 @@
+"""The library entry points: everything ``augkit run`` does, from Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from augkit.interfaces import Plugin
+from augkit.plugins import Registry, get_plugin_manager
+from augkit.progress import Progress, no_progress
+from augkit.recipe import ResolvedRecipe, load_recipe
+
+
+def build(role: str, name: str, /, registry: Registry | None = None, **options: Any) -> Plugin:
+    """Build a plugin by role and name with validated options.
+
+    >>> gan = augkit.build("generator", "acgan", width=32, image_size=64)
+    """
+    cls = (registry or get_plugin_manager()).get(role, name)
+    return cls(cls.Options.model_validate(options))
+
+
+def run(recipe: Path | str | dict | ResolvedRecipe, out: Path | str = "runs", *, overrides: list[str] = (),
+        progress: Progress = no_progress) -> Path:
+    """Run a recipe (a path, a mapping or a loaded recipe) into a new run folder; return it."""
+    from augkit.runner import run as run_resolved  # heavy imports only when running
+
+    resolved = recipe if isinstance(recipe, ResolvedRecipe) else load_recipe(recipe, overrides)
+    return run_resolved(resolved, out, progress=progress)

@@ -1,0 +1,179 @@
+"""From a data source to preprocessed tensors: loading, skipping bad images, caching, splitting."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from augkit.interfaces import DataSource, LabeledImages, Preprocessor
+from augkit.progress import Progress, no_progress
+
+log = logging.getLogger("augkit")
+
+CACHE_FORMAT = "1"  # bump when the cached layout or preprocessing semantics change
+
+
+class DataError(ValueError):
+    """The data cannot be used (nothing readable, a split left empty, ...)."""
+
+
+@dataclass
+class Loaded:
+    data: LabeledImages
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (sample key, reason)
+    cache_hit: bool = False
+    cache_path: Path | None = None
+
+
+def anonymise_group(group: str) -> str:
+    """Patient ids are kept only as salted hashes: enough to group, useless to identify."""
+    return hashlib.sha256(b"augkit-group:" + group.encode()).hexdigest()[:16]
+
+
+def cache_key(source_name: str, source: DataSource, prep_name: str, prep: Preprocessor) -> str:
+    h = hashlib.sha256()
+    for part in (CACHE_FORMAT, source_name, source.fingerprint(), prep_name, prep.options.model_dump_json()):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def _preprocess_all(
+    source: DataSource, prep: Preprocessor, progress: Progress, strict: bool
+) -> tuple[LabeledImages, list[tuple[str, str]]]:
+    samples = list(source.samples())
+    images, labels, groups, skipped = [], [], [], []
+    for sample in progress(samples, "preprocess", len(samples)):
+        try:
+            image = np.array(prep(sample.load()), dtype=np.float32)  # a private, writable copy
+            if not np.isfinite(image).all():
+                raise ValueError("preprocessing produced NaN or infinite values")
+            if images and image.shape != tuple(images[0].shape):
+                raise ValueError(f"preprocessed to shape {image.shape}, others are {tuple(images[0].shape)}")
+        except Exception as exc:
+            if strict:
+                raise DataError(f"{sample.key}: {type(exc).__name__}: {exc} (strict mode stops at the first bad image)") from exc
+            log.warning("skipped %s: %s: %s", sample.key, type(exc).__name__, exc)
+            skipped.append((sample.key, f"{type(exc).__name__}: {exc}"))
+            continue
+        images.append(torch.from_numpy(image))
+        labels.append(sample.label)
+        groups.append(anonymise_group(sample.group))
+    if not images:
+        raise DataError(f"no usable images: all {len(samples)} samples were skipped or the source yielded none")
+    data = LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), list(source.classes), groups)
+    return data, skipped
+
+
+def load_and_preprocess(
+    source: DataSource,
+    prep: Preprocessor,
+    *,
+    source_name: str,
+    prep_name: str,
+    cache_dir: Path | None,
+    progress: Progress = no_progress,
+    strict: bool = False,
+) -> Loaded:
+    """Preprocess every sample once; later calls with the same data and options read the cache."""
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{cache_key(source_name, source, prep_name, prep)}.pt"
+        if path.exists():
+            blob = torch.load(path, weights_only=True)
+            data = LabeledImages(blob["images"], blob["labels"], blob["classes"], blob["groups"])
+            skipped = [tuple(s) for s in blob["skipped"]]
+            log.info("preprocess: cache hit, %d images from %s", len(data), path)
+            return Loaded(data, skipped, cache_hit=True, cache_path=path)
+    data, skipped = _preprocess_all(source, prep, progress, strict)
+    if path is not None:
+        blob = {
+            "images": data.images,
+            "labels": data.labels,
+            "classes": data.classes,
+            "groups": data.groups,
+            "skipped": [list(s) for s in skipped],
+        }
+        atomic_save(blob, path)
+    return Loaded(data, skipped, cache_hit=False, cache_path=path)
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Split:
+    train: np.ndarray  # indices into the full set
+    val: np.ndarray
+    test: np.ndarray
+
+
+def split_by_patient(labels: Iterable[int], groups: list[str], *, val: float, test: float, seed: int) -> Split:
+    """Stratified split in which every patient lands in exactly one of train / val / test.
+
+    Patients are visited in a seeded random order, largest first, and each goes to the split
+    whose class quotas it helps fill most; so class proportions match as closely as whole
+    patients allow.
+    """
+    labels = np.asarray(list(labels))
+    if len(labels) != len(groups):
+        raise ValueError(f"{len(labels)} labels but {len(groups)} groups")
+    n_classes = int(labels.max()) + 1
+    fractions = np.array([1.0 - val - test, val, test])
+    if fractions[0] <= 0:
+        raise DataError(f"split.val + split.test = {val + test:g} leaves nothing to train on; keep it below 1")
+
+    unique, inverse = np.unique(np.asarray(groups), return_inverse=True)
+    per_group = np.zeros((len(unique), n_classes))
+    np.add.at(per_group, (inverse, labels), 1)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    order = order[np.argsort(-per_group[order].sum(1), kind="stable")]
+
+    target = fractions[:, None] * per_group.sum(0)[None, :]  # (3, K)
+    filled = np.zeros_like(target)
+    assign = np.empty(len(unique), dtype=int)
+    for g in order:
+        need = ((target - filled) / np.maximum(target, 1e-9)) @ per_group[g]
+        s = int(np.argmax(need))
+        assign[g] = s
+        filled[s] += per_group[g]
+
+    idx = [np.flatnonzero(assign[inverse] == s) for s in range(3)]
+    for name, ix in zip(("train", "val", "test"), idx):
+        if len(ix) == 0:
+            raise DataError(
+                f"the {name} split is empty: {len(unique)} patients are too few for split fractions "
+                f"val={val:g}, test={test:g}; add data or change split.val / split.test"
+            )
+    return Split(*idx)
+
+
+def synthetic_counts(train_counts: list[int], per_class: int | None, multiplier: float) -> list[int]:
+    """How many synthetic images to draw per class."""
+    n = per_class if per_class is not None else int(round(multiplier * max(train_counts)))
+    return [max(n, 1)] * len(train_counts)
+
+
+def labels_for(counts: list[int]) -> torch.Tensor:
+    return torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])

@@ -1,0 +1,186 @@
+"""The roles a plugin can fill: small ABCs, each with a nested, typed ``Options`` model.
+
+Tensor conventions used throughout augkit (and by every default plugin):
+
+* images are ``float32`` tensors of shape ``(N, C, H, W)`` with values in ``[-1, 1]``;
+* labels are ``int64`` tensors of shape ``(N,)`` indexing ``classes``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor
+
+
+class Options(BaseModel):
+    """Base of every plugin's options: unknown keys are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image as a data source yields it.
+
+    ``group`` is the patient (or any unit that must not straddle splits). It is used for
+    grouping only and never written to an output. ``key`` is a stable, non-identifying
+    string used for caching and for naming skipped files in reports.
+    """
+
+    load: Callable[[], np.ndarray]  # () -> (H, W) or (H, W, C), any dtype
+    label: int
+    group: str
+    key: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LabeledImages:
+    """An in-memory, preprocessed image set: what generators and classifiers train on."""
+
+    images: Tensor  # (N, C, H, W) float32 in [-1, 1]
+    labels: Tensor  # (N,) int64
+    classes: list[str]
+    groups: list[str] | None = None  # patient id per image, grouping only
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: Tensor | np.ndarray | list[int]) -> LabeledImages:
+        index = torch.as_tensor(index, dtype=torch.long)
+        groups = None if self.groups is None else [self.groups[i] for i in index.tolist()]
+        return LabeledImages(self.images[index], self.labels[index], self.classes, groups)
+
+    def counts(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
+
+    @staticmethod
+    def concat(parts: Iterable[LabeledImages]) -> LabeledImages:
+        parts = list(parts)
+        groups = None
+        if all(p.groups is not None for p in parts):
+            groups = [g for p in parts for g in p.groups]  # type: ignore[union-attr]
+        return LabeledImages(
+            torch.cat([p.images for p in parts]),
+            torch.cat([p.labels for p in parts]),
+            parts[0].classes,
+            groups,
+        )
+
+
+class Plugin(ABC):
+    """Common constructor: every role is built from its validated options."""
+
+    class Options(Options):
+        pass
+
+    def __init__(self, options: Options | None = None, **kwargs: Any):
+        if options is None:
+            options = self.Options(**kwargs)
+        elif kwargs:  # re-validate: model_copy(update=...) would skip the checks
+            options = type(options).model_validate({**options.model_dump(), **kwargs})
+        self.options = options
+
+
+class DataSource(Plugin):
+    """Yields labelled samples (an image loader, a class label, a patient id)."""
+
+    @property
+    @abstractmethod
+    def classes(self) -> list[str]: ...
+
+    @abstractmethod
+    def samples(self) -> Iterator[Sample]: ...
+
+    def fingerprint(self) -> str:
+        """A string that changes whenever the data would change: the cache key's data part.
+
+        File-based sources should include file content hashes; the default covers
+        procedurally generated sources, which are a function of their options alone.
+        """
+        return self.options.model_dump_json()
+
+
+class Preprocessor(Plugin):
+    """A deterministic image -> tensor step."""
+
+    class Options(Options):
+        image_size: int = 112
+        channels: int = 1
+
+    @abstractmethod
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """(H, W) or (H, W, C) of any dtype -> (channels, image_size, image_size) float32 in [-1, 1]."""
+
+
+class Generator(Plugin):
+    """Learns p(image | label) from real images and samples new ones."""
+
+    version: ClassVar[str] = "0"
+
+    @abstractmethod
+    def fit(self, train: LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
+        """Train, yielding one log row (``{"step": ..., "d_loss": ...}``) at a time.
+
+        The caller iterates to the end; it may call ``save`` between rows.
+        """
+
+    @abstractmethod
+    def sample(self, labels: Tensor, *, seed: int) -> Tensor:
+        """(N,) int64 -> (N, C, H, W) float32 in [-1, 1]; the same seed gives the same images."""
+
+    @abstractmethod
+    def save(self, path: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, path: Path) -> Generator: ...
+
+
+class Classifier(Plugin):
+    """The evaluator: trained on one regime's data, scored on the real test split."""
+
+    @abstractmethod
+    def fit(self, train: LabeledImages, val: LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
+        """Train with early stopping on ``val``, yielding one row per epoch."""
+
+    @abstractmethod
+    def predict_proba(self, images: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, n_classes) class probabilities."""
+
+
+class Exporter(Plugin):
+    """Writes synthetic images with a provenance manifest."""
+
+    @abstractmethod
+    def export(
+        self,
+        batches: Iterable[tuple[Tensor, Tensor]],
+        classes: list[str],
+        out_dir: Path,
+        provenance: dict[str, Any],
+    ) -> Path:
+        """Write every (images, labels) batch into ``out_dir``; return the manifest's path."""
+
+
+ROLES: dict[str, type[Plugin]] = {
+    "dataset": DataSource,
+    "preprocessor": Preprocessor,
+    "generator": Generator,
+    "classifier": Classifier,
+    "exporter": Exporter,
+}

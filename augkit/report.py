@@ -1,0 +1,98 @@
+"""Tables and figures of a run: the paper's results table, loss curves, sample grids."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+
+def results_table(metrics: dict) -> str:
+    """The paper's Table I/II form: one row per regime, macro metrics from one confusion matrix."""
+    lines = [
+        "| Training data | Accuracy (%) | Precision | Recall | F1 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for regime, m in metrics["regimes"].items():
+        lines.append(
+            f"| {regime} | {100 * m['accuracy']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results_md(metrics: dict, path: Path, *, test_counts: list[int], title: str) -> None:
+    classes = metrics["classes"]
+    support = ", ".join(f"{c} {n}" for c, n in zip(classes, test_counts))
+    text = [
+        f"# {title}",
+        "",
+        f"Real test split: {sum(test_counts)} images ({support}). Precision, recall and F1 are macro",
+        "averages over classes; every figure in a row comes from that regime's one confusion matrix.",
+        "",
+        results_table(metrics),
+        "",
+    ]
+    for regime, m in metrics["regimes"].items():
+        text += [f"Confusion matrix, {regime} (rows: true {'/'.join(classes)}; columns: predicted):", ""]
+        text += ["    " + " ".join(f"{v:5d}" for v in row) for row in m["confusion_matrix"]]
+        text.append("")
+    Path(path).write_text("\n".join(text), encoding="utf-8")
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ...]) -> None:
+    """Loss curves from log rows (only the rows that carry the keys are plotted)."""
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for key in keys:
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        if pts:
+            x, y = zip(*pts)
+            ax.plot(x, y, label=key, linewidth=1.2)
+    ax.set_xlabel("iteration" if "d_loss" in keys else "epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def image_grid(images: Tensor, path: Path, *, title: str, columns: int = 8) -> None:
+    """(N, C, H, W) in [-1, 1] -> one PNG grid."""
+    n = len(images)
+    rows = max(1, int(np.ceil(n / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.2 + 0.4), dpi=100, squeeze=False)
+    pixels = ((images.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            img = pixels[i]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def class_grids(images: Tensor, labels: Tensor, classes: list[str], out_dir: Path, *, per_class: int = 16) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for c, name in enumerate(classes):
+        chosen = images[labels == c][:per_class]
+        if len(chosen):
+            image_grid(chosen, out_dir / f"{name}.png", title=f"synthetic: {name}")

@@ -1,0 +1,1 @@
+"""augkit's default plugins, registered through the ``augkit`` entry-point group."""

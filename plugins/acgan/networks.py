@@ -1,0 +1,85 @@
+"""The AC-GAN networks of the paper's section 3.3, generalised to any 7*2^k or 2^k size."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def base_size(image_size: int) -> int:
+    """The side of the first feature map: 7 for 7*2^k sizes (the paper's 112), 4 for 2^k."""
+    for base in (7, 4):
+        ratio = image_size / base
+        if image_size % base == 0 and ratio >= 2 and ratio == 2 ** round(math.log2(ratio)):
+            return base
+    raise ValueError(f"image_size {image_size} is neither 7*2^k nor 2^k (k >= 1): try 112, 56, 64 or 128")
+
+
+def _widths(width: int, n_up: int) -> list[int]:
+    # widest at the 7x7 (or 4x4) end, halving per stage: the paper's 1024 -> 512 -> 256 -> 128
+    return [max(width // 2**i, 8) for i in range(n_up)]
+
+
+class Generator(nn.Module):
+    """z (latent_dim) + label -> image (channels, size, size) in [-1, 1]."""
+
+    def __init__(self, n_classes: int, image_size: int, channels: int, width: int, latent_dim: int, embed_dim: int):
+        super().__init__()
+        self.base = base_size(image_size)
+        n_up = int(math.log2(image_size // self.base))
+        widths = _widths(width, n_up)
+        self.width = width
+        self.noise = nn.Linear(latent_dim, width * self.base**2)  # the paper's 1024x7x7 dense
+        self.label = nn.Sequential(nn.Embedding(n_classes, embed_dim), nn.Linear(embed_dim, self.base**2))
+        layers: list[nn.Module] = []
+        c_in = width + 1  # the label contributes one extra map
+        for c_out in widths[1:]:
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            c_in = c_out
+        layers += [nn.ConvTranspose2d(c_in, channels, 4, 2, 1), nn.Tanh()]
+        self.up = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:  # (N, latent), (N,) -> (N, C, S, S)
+        b = self.base
+        x = self.noise(z).view(-1, self.width, b, b)
+        m = self.label(y).view(-1, 1, b, b)
+        return self.up(torch.cat([x, m], 1))
+
+
+class Discriminator(nn.Module):
+    """image -> (real/fake logit (N,), class logits (N, K)); strided convs, BN, LeakyReLU, dropout."""
+
+    def __init__(self, n_classes: int, image_size: int, channels: int, width: int, dropout: float):
+        super().__init__()
+        base = base_size(image_size)
+        n_up = int(math.log2(image_size // base))
+        widths = _widths(width, n_up)[::-1]  # mirror of G: narrow at full resolution
+        layers: list[nn.Module] = []
+        c_in = channels
+        for i, c_out in enumerate(widths):
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=i == 0))
+            if i > 0:  # no batch norm on the input layer (DCGAN practice)
+                layers.append(nn.BatchNorm2d(c_out))
+            layers += [nn.LeakyReLU(0.2, True), nn.Dropout(dropout)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        n_features = c_in * base * base
+        self.real_fake = nn.Linear(n_features, 1)  # sigmoid lives in the loss
+        self.classify = nn.Linear(n_features, n_classes)  # softmax lives in the loss
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.features(x)
+        return self.real_fake(h).squeeze(1), self.classify(h)
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)

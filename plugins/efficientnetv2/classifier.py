@@ -1,0 +1,150 @@
+"""EfficientNetV2 (timm) as the paper's evaluator: trained from scratch unless given local weights."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import Tensor
+
+import augkit
+
+
+class EfficientNetV2(augkit.Classifier):
+    """timm's EfficientNetV2 with AdamW, a cosine schedule and early stopping on validation loss."""
+
+    class Options(augkit.Classifier.Options):
+        variant: str = Field(
+            "tf_efficientnetv2_b0",
+            description="timm model name: tf_efficientnetv2_b0 (CPU), _s / _m (GPU); test_efficientnet for tests",
+        )
+        channels: Literal[1, 3] = Field(1, description="input channels")
+        image_size: int = Field(112, ge=8, description="input side (informational; the networks are size-agnostic)")
+        weights: Path | None = Field(None, description="optional local weights file; nothing is downloaded")
+        epochs: int = Field(30, ge=1, description="maximum epochs")
+        patience: int = Field(5, ge=1, description="epochs without validation-loss improvement before stopping")
+        batch_size: int = Field(32, ge=2)
+        lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine-decayed over epochs)")
+        weight_decay: float = Field(0.01, ge=0)
+        drop_rate: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier head")
+        augment: bool = Field(True, description="small random shifts and intensity jitter during training")
+        hflip: bool = Field(
+            False, description="random horizontal flips; off by default because left/right carries anatomy (heart side)"
+        )
+
+        @field_validator("variant")
+        @classmethod
+        def _known(cls, v: str) -> str:
+            import timm  # imported when needed: listing plugins stays fast
+
+            known = timm.list_models("*efficientnet*")
+            if v not in known:
+                close = [m for m in known if "efficientnetv2" in m or m.startswith("test_")]
+                raise ValueError(f"unknown timm model {v!r}; EfficientNet variants include: {', '.join(close)}")
+            return v
+
+        @field_validator("weights")
+        @classmethod
+        def _exists(cls, v: Path | None) -> Path | None:
+            if v is not None and not Path(v).is_file():
+                raise ValueError(f"weights file {v} does not exist; give a local .pth/.safetensors file or leave it empty")
+            return v
+
+    def __init__(self, options: Options | None = None, **kwargs):
+        super().__init__(options, **kwargs)
+        self.model: torch.nn.Module | None = None
+
+    def _create(self, n_classes: int) -> torch.nn.Module:
+        import timm
+
+        o = self.options
+        model = timm.create_model(
+            o.variant, pretrained=False, num_classes=n_classes, in_chans=o.channels, drop_rate=o.drop_rate
+        )
+        if o.weights is not None:
+            state = _read_weights(o.weights)
+            own = model.state_dict()
+            # the head differs in class count; take every tensor whose shape matches
+            usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+            if not usable:
+                raise ValueError(f"{o.weights}: no tensor matches {o.variant}; is it a weights file for this variant?")
+            model.load_state_dict(usable, strict=False)
+        return model
+
+    def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int = 0) -> Iterator[dict[str, float]]:
+        o = self.options
+        torch.manual_seed(seed)
+        rng = torch.Generator().manual_seed(seed)
+        model = self.model = self._create(len(train.classes))
+        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        steps_per_epoch = max(len(train) // o.batch_size, 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.epochs * steps_per_epoch)
+        best, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
+        for epoch in range(1, o.epochs + 1):
+            model.train()
+            order = torch.randperm(len(train), generator=rng)
+            total, seen = 0.0, 0
+            for i in range(steps_per_epoch):  # full batches only: batch norm needs more than one image
+                idx = order[i * o.batch_size : (i + 1) * o.batch_size]
+                x, y = train.images[idx], train.labels[idx]
+                if o.augment:
+                    x = _augment(x, rng, o.hflip)
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(y)
+                seen += len(y)
+            val_loss, val_acc = self._evaluate(val)
+            if val_loss < best - 1e-4:
+                best, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
+            else:
+                waited += 1
+            yield {"step": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss, "val_acc": val_acc}
+            if waited >= o.patience:
+                break
+        model.load_state_dict(best_state)  # the paper's early stopping: keep the best epoch
+
+    @torch.inference_mode()
+    def _evaluate(self, data: augkit.LabeledImages) -> tuple[float, float]:
+        probs = self.predict_proba(data.images)
+        loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), data.labels).item()
+        return loss, (probs.argmax(1) == data.labels).float().mean().item()
+
+    @torch.inference_mode()
+    def predict_proba(self, images: Tensor) -> Tensor:
+        if self.model is None:
+            raise RuntimeError("efficientnetv2: fit() before predicting")
+        self.model.eval()
+        out = [self.model(images[i : i + 256]).softmax(1) for i in range(0, len(images), 256)]
+        return torch.cat(out)
+
+
+def _augment(x: Tensor, rng: torch.Generator, hflip: bool) -> Tensor:
+    """Shifts of up to 1/16 of the side, +-10% contrast and brightness, optional flips; seeded."""
+    n = len(x)
+    if hflip:
+        flip = torch.rand(n, generator=rng) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    gain = 1 + 0.1 * (2 * torch.rand(n, 1, 1, 1, generator=rng) - 1)
+    bias = 0.1 * (2 * torch.rand(n, 1, 1, 1, generator=rng) - 1)
+    x = (x * gain + bias).clamp(-1, 1)
+    pad = max(x.shape[-1] // 16, 1)
+    dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,), generator=rng))
+    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def _read_weights(path: Path) -> dict[str, Tensor]:
+    if Path(path).suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state

@@ -1,0 +1,72 @@
+"""Shared fixtures: a fresh plugin manager and tiny in-memory plugins."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+import augkit
+
+
+class ConstantGenerator(augkit.Generator):
+    """A stand-in generator: every image is its class index scaled into [-1, 1]."""
+
+    class Options(augkit.Generator.Options):
+        image_size: int = 8
+        channels: int = 1
+
+    def fit(self, train, *, seed=0):
+        self.n = len(train.classes)
+        yield {"step": 1}
+
+    def sample(self, labels, *, seed):
+        s = self.options.image_size
+        return (labels.float() / max(self.n - 1, 1) * 2 - 1)[:, None, None, None].expand(-1, 1, s, s).clone()
+
+    def save(self, path):
+        torch.save({"n": self.n}, path)
+
+    @classmethod
+    def load(cls, path):
+        g = cls()
+        g.n = torch.load(path)["n"]
+        return g
+
+
+def plugin_module(name: str, **hooks) -> types.ModuleType:
+    """A plugin module built in memory: ``plugin_module("x", register_generators=fn)``."""
+    module = types.ModuleType(name)
+    for hook, fn in hooks.items():
+        setattr(module, hook, augkit.hookimpl(fn))
+    return module
+
+
+@pytest.fixture
+def registry():
+    """A fresh plugin manager with the installed plugins (never a shared global)."""
+    return augkit.get_plugin_manager()
+
+
+@pytest.fixture
+def tiny_images():
+    torch.manual_seed(0)
+    images = torch.rand(24, 1, 16, 16) * 2 - 1
+    labels = torch.arange(24) % 3
+    return augkit.LabeledImages(images, labels, ["a", "b", "c"], [f"p{i // 2}" for i in range(24)])
+
+
+@pytest.fixture
+def cli():
+    """Run the CLI in-process: ``cli("plugins", "--json")`` -> a click Result (exit code checked)."""
+    from typer.testing import CliRunner
+
+    from augkit.cli import app
+
+    def invoke(*args, expect: int = 0):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        assert result.exit_code == expect, (result.exit_code, result.output, result.exception)
+        return result
+
+    return invoke

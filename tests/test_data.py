@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import torch
+
+import augkit
+from augkit.data import DataError, anonymise_group, load_and_preprocess, split_by_patient, synthetic_counts
+
+
+def patients(n_patients=60, per_patient=3, n_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels, groups = [], []
+    for p in range(n_patients):
+        label = int(rng.integers(n_classes)) if p >= n_classes else p
+        k = int(rng.integers(1, per_patient + 1))
+        labels += [label] * k
+        groups += [f"patient{p}"] * k
+    return labels, groups
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_split_never_shares_a_patient_and_covers_everything(seed):
+    labels, groups = patients(seed=seed)
+    s = split_by_patient(labels, groups, val=0.15, test=0.2, seed=seed)
+    parts = [set(np.asarray(groups)[ix]) for ix in (s.train, s.val, s.test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sorted(np.concatenate([s.train, s.val, s.test]).tolist()) == list(range(len(labels)))
+
+
+def test_split_is_stratified_and_deterministic():
+    labels, groups = patients(n_patients=300)
+    a = split_by_patient(labels, groups, val=0.15, test=0.2, seed=1)
+    b = split_by_patient(labels, groups, val=0.15, test=0.2, seed=1)
+    assert all(np.array_equal(x, y) for x, y in zip((a.train, a.val, a.test), (b.train, b.val, b.test)))
+    labels = np.asarray(labels)
+    overall = np.bincount(labels) / len(labels)
+    for ix, frac in ((a.train, 0.65), (a.val, 0.15), (a.test, 0.2)):
+        assert len(ix) / len(labels) == pytest.approx(frac, abs=0.03)
+        assert np.bincount(labels[ix], minlength=3) / len(ix) == pytest.approx(overall, abs=0.04)
+
+
+def test_split_too_few_patients_is_a_clear_error():
+    with pytest.raises(DataError, match="split is empty: 2 patients are too few"):
+        split_by_patient([0, 1], ["a", "b"], val=0.2, test=0.2, seed=0)
+
+
+def test_groups_are_stored_only_as_hashes():
+    assert anonymise_group("PAT-123") != "PAT-123"
+    assert anonymise_group("PAT-123") == anonymise_group("PAT-123")
+    assert "PAT" not in anonymise_group("PAT-123")
+
+
+def test_synthetic_counts():
+    assert synthetic_counts([10, 40, 5], None, 1.0) == [40, 40, 40]
+    assert synthetic_counts([10, 40, 5], None, 0.5) == [20, 20, 20]
+    assert synthetic_counts([10, 40, 5], 7, 1.0) == [7, 7, 7]
+
+
+class ListSource(augkit.DataSource):
+    class Options(augkit.DataSource.Options):
+        n: int = 6
+
+    classes = ["a", "b"]
+
+    def samples(self):
+        for i in range(self.options.n):
+            if i == 3:
+                def broken():
+                    raise OSError("truncated file")
+                yield augkit.Sample(load=broken, label=1, group="pX", key="bad.jpeg")
+            else:
+                yield augkit.Sample(load=lambda i=i: np.full((8, 8), i, np.uint8), label=i % 2, group=f"p{i}", key=f"img{i}")
+
+
+class Scale(augkit.Preprocessor):
+    calls = 0
+
+    def __call__(self, image):
+        Scale.calls += 1
+        return np.broadcast_to(image.astype(np.float32)[None, :4, :4] / 127.5 - 1, (1, 4, 4))
+
+
+def test_bad_image_is_skipped_and_named_then_cache_reused(tmp_path):
+    kw = dict(source_name="list", prep_name="scale", cache_dir=tmp_path)
+    first = load_and_preprocess(ListSource(), Scale(), **kw)
+    assert len(first.data) == 5 and first.skipped == [("bad.jpeg", "OSError: truncated file")]
+    calls = Scale.calls
+    second = load_and_preprocess(ListSource(), Scale(), **kw)
+    assert second.cache_hit and Scale.calls == calls  # nothing preprocessed again
+    assert torch.equal(first.data.images, second.data.images) and second.skipped == first.skipped
+    third = load_and_preprocess(ListSource(n=5), Scale(), **kw)  # other data: other cache entry
+    assert not third.cache_hit
+
+
+def test_strict_mode_stops_at_the_first_bad_image(tmp_path):
+    with pytest.raises(DataError, match="bad.jpeg: OSError: truncated file"):
+        load_and_preprocess(ListSource(), Scale(), source_name="l", prep_name="s", cache_dir=None, strict=True)
+
+
+def test_no_usable_image_is_a_clear_error():
+    class Empty(ListSource):
+        def samples(self):
+            return iter(())
+
+    with pytest.raises(DataError, match="no usable images"):
+        load_and_preprocess(Empty(), Scale(), source_name="l", prep_name="s", cache_dir=None)

@@ -1,0 +1,101 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from augkit.recipe import RecipeError, load_recipe
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def base(**changes):
+    recipe = {"dataset": {"name": "chest-phantom"}, "image_size": 16}
+    recipe.update(changes)
+    return recipe
+
+
+@pytest.mark.parametrize("name", ["tiny.yaml", "quickstart.yaml"])
+def test_examples_validate(name):
+    resolved = load_recipe(EXAMPLES / name)
+    assert resolved.recipe.dataset.name == "chest-phantom"
+
+
+def test_resolved_recipe_holds_every_default(registry):
+    resolved = load_recipe(base(), registry=registry)
+    data = resolved.to_dict()
+    assert data["generator"]["options"]["latent_dim"] == 100  # the paper's default, written out
+    assert data["generator"]["options"]["image_size"] == 16  # shared keys reach the plugins
+    assert data["classifier"]["options"]["variant"] == "tf_efficientnetv2_b0"
+    assert load_recipe(data, registry=registry).to_dict() == data  # round-trips
+
+
+def test_unknown_top_level_key_names_path_and_alternatives(registry):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(base(sed=3), registry=registry)
+    assert "sed: unknown key; did you mean seed?" in str(err.value)
+
+
+def test_unknown_plugin_option_names_full_key_path(registry):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(base(generator={"name": "acgan", "options": {"iteratons": 5}}), registry=registry)
+    msg = str(err.value)
+    assert "generator.options.iteratons: unknown key; did you mean iterations?" in msg
+    assert "latent_dim" in msg  # lists what is allowed
+
+
+def test_misspelt_plugin_name_suggests_installed_names(registry):
+    with pytest.raises(RecipeError, match=r"generator.name: no generator plugin named 'acgam'; did you mean 'acgan'"):
+        load_recipe(base(generator={"name": "acgam"}), registry=registry)
+
+
+def test_bad_value_names_path_value_and_rule(registry):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(base(generator={"name": "acgan", "options": {"lr_g": -1}}), registry=registry)
+    assert "generator.options.lr_g: Input should be greater than 0 (got -1)" in str(err.value)
+
+
+def test_image_size_must_suit_the_generator(registry):
+    with pytest.raises(RecipeError, match="image_size 100 is neither 7\\*2\\^k nor 2\\^k"):
+        load_recipe(base(image_size=100), registry=registry)
+
+
+def test_plugin_option_contradicting_shared_key(registry):
+    with pytest.raises(RecipeError, match="generator.options.image_size: 32 differs from the recipe's image_size: 16"):
+        load_recipe(base(generator={"name": "acgan", "options": {"image_size": 32}}), registry=registry)
+
+
+def test_all_problems_reported_at_once(registry):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(base(classifier={"name": "effnet"}, generator={"name": "acgan", "options": {"width": 0}}), registry=registry)
+    assert len(err.value.problems) == 2
+
+
+def test_set_overrides(tmp_path, registry):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(base()))
+    resolved = load_recipe(path, ["generator.options.iterations=7", "seed=3"], registry=registry)
+    assert resolved.plugins["generator"][1].iterations == 7
+    assert resolved.recipe.seed == 3
+
+
+def test_bad_yaml_and_missing_file_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: [unclosed\n")
+    with pytest.raises(RecipeError, match="bad.yaml: not valid YAML"):
+        load_recipe(bad)
+    with pytest.raises(RecipeError, match="nope.yaml: no such file"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_cli_validate_misspelt_key_fails_fast_before_any_work(tmp_path, cli):
+    path = tmp_path / "typo.yaml"
+    recipe = yaml.safe_load((EXAMPLES / "tiny.yaml").read_text())
+    recipe["generator"]["options"]["widht"] = 8
+    path.write_text(yaml.safe_dump(recipe))
+    result = cli("run", path, "--out", tmp_path / "runs", expect=2)
+    assert "generator.options.widht: unknown key; did you mean width?" in result.output
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_cli_validate_ok(cli):
+    assert "valid" in cli("validate", EXAMPLES / "tiny.yaml").stdout
