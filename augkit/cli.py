@@ -1,4 +1,4 @@
-"""The ``augkit`` command line: run, validate, plugins."""
+"""The ``augkit`` command line: run, resume, generate, validate, plugins."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ SetOpt = Annotated[
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -60,6 +60,79 @@ def run(
     err.print(results_table(metrics), highlight=False)
     err.print()
     typer.echo(str(run_dir))
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="an interrupted run's folder")],
+) -> None:
+    """Continue an interrupted run in its own folder, from its last generator checkpoint."""
+    from augkit.progress import rich_progress
+    from augkit.report import results_table
+    from augkit.runner import run as run_recipe
+
+    recipe = run_dir / "recipe.yaml"
+    if not recipe.is_file():
+        _fail(f"{run_dir} has no recipe.yaml: is it an augkit run folder?")
+    if (run_dir / "metrics.json").exists():
+        _fail(f"{run_dir} already finished (metrics.json exists); start a new run with `augkit run {recipe}`")
+    resolved = _load(recipe, [])
+    logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
+    run_recipe(resolved, run_dir.parent, progress=rich_progress(err), resume=run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    err.print(results_table(metrics), highlight=False)
+    typer.echo(str(run_dir))
+
+
+@app.command()
+def generate(
+    checkpoint: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a generator checkpoint (.pt)")],
+    class_name: Annotated[str, typer.Option("--class", "-c", help="class to generate")],
+    n: Annotated[int, typer.Option("-n", min=1, help="number of images")],
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="new or empty folder for the images")],
+    seed: Annotated[int, typer.Option(min=0, help="same seed, same images")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="images per batch")] = 64,
+    generator: Annotated[
+        Optional[str], typer.Option(help="generator plugin; default: the one in the run's recipe.yaml, else acgan")
+    ] = None,
+    exporter: Annotated[str, typer.Option(help="exporter plugin")] = "png",
+) -> None:
+    """Generate images of one class from a checkpoint, streamed to disk with a manifest."""
+    import torch
+
+    from augkit.plugins import PluginError, get_plugin_manager
+    from augkit.progress import rich_progress
+    from augkit.runner import generate_batches, sha256_file
+
+    if out.exists() and any(out.iterdir()):
+        _fail(f"{out} is not empty; give a new folder (augkit never overwrites earlier output)")
+    run_recipe = checkpoint.parent.parent / "recipe.yaml"
+    if generator is None:
+        generator = "acgan"
+        if run_recipe.is_file():
+            import yaml
+
+            generator = (yaml.safe_load(run_recipe.read_text()) or {}).get("generator", {}).get("name", "acgan")
+    registry = get_plugin_manager()
+    try:
+        gen = registry.get("generator", generator).load(checkpoint)
+        exp = registry.get("exporter", exporter)()
+    except PluginError as exc:
+        _fail(str(exc))
+    except Exception as exc:
+        _fail(f"{checkpoint}: cannot be loaded by the {generator!r} generator: {exc}")
+    classes = list(getattr(gen, "classes", None) or [])
+    if class_name not in classes:
+        _fail(f"--class {class_name!r} is not a class of this checkpoint; classes: {', '.join(classes)}")
+    labels = torch.full((n,), classes.index(class_name), dtype=torch.long)
+    provenance = {
+        "generator": generator,
+        "generator_version": getattr(gen, "version", "0"),
+        "checkpoint_sha256": sha256_file(checkpoint),
+    }
+    batches = generate_batches(gen, labels, seed=seed, batch_size=batch_size, progress=rich_progress(err))
+    manifest = exp.export(batches, classes, out, provenance)
+    typer.echo(str(manifest))
 
 
 @app.command()

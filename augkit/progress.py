@@ -35,8 +35,8 @@ def rich_progress(console=None) -> Progress:
 
     def render(iterable: Iterable[T], description: str = "", total: int | None = None) -> Iterator[T]:
         columns = (
-            TextColumn("[bold]{task.description:<18}"),
-            BarColumn(),
+            TextColumn("[bold]{task.description:<16}"),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),

@@ -61,6 +61,12 @@ class SyntheticSpec(Strict):
     batch_size: int = Field(64, ge=1, description="images generated per batch")
 
 
+class SelectionSpec(Strict):
+    enabled: bool = Field(True, description="score the generator at every checkpoint and keep the best one")
+    per_class: int = Field(32, ge=2, description="images generated per class for each score")
+    judge_steps: int = Field(300, ge=1, description="training steps of the small real-data judge classifier")
+
+
 class EvaluationSpec(Strict):
     regimes: list[Regime] = Field(
         default_factory=lambda: ["real", "fake", "fake+real"], min_length=1, description="training data regimes"
@@ -79,6 +85,7 @@ class Recipe(Strict):
     preprocessor: PluginSpec = Field(default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["preprocessor"]))
     split: SplitSpec = Field(default_factory=SplitSpec)
     generator: PluginSpec = Field(default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["generator"]))
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
     synthetic: SyntheticSpec = Field(default_factory=SyntheticSpec)
     exporter: PluginSpec = Field(default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["exporter"]))
     classifier: PluginSpec = Field(default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["classifier"]))

@@ -55,6 +55,23 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def read_csv(path: Path) -> list[dict]:
+    """Rows written by ``write_csv``, numbers parsed back (empty cells dropped)."""
+    if not Path(path).exists():
+        return []
+
+    def parse(v: str):
+        for kind in (int, float):
+            try:
+                return kind(v)
+            except ValueError:
+                pass
+        return v
+
+    with open(path, newline="") as f:
+        return [{k: parse(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
 def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ...]) -> None:
     """Loss curves from log rows (only the rows that carry the keys are plotted)."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
@@ -75,6 +92,7 @@ def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ..
 
 def image_grid(images: Tensor, path: Path, *, title: str, columns: int = 8) -> None:
     """(N, C, H, W) in [-1, 1] -> one PNG grid."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     n = len(images)
     rows = max(1, int(np.ceil(n / columns)))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.2 + 0.4), dpi=100, squeeze=False)

@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import logging
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -26,20 +27,28 @@ from augkit.interfaces import LabeledImages
 from augkit.plugins import get_plugin_manager
 from augkit.progress import Progress, no_progress
 from augkit.recipe import ResolvedRecipe
+from augkit.selection import Scorer, train_judge, warnings_for
 
 log = logging.getLogger("augkit")
 
 
-def run(resolved: ResolvedRecipe, out: Path | str = "runs", *, progress: Progress = no_progress) -> Path:
-    """Run every stage of the recipe into a new folder under ``out``; return that folder."""
+def run(
+    resolved: ResolvedRecipe, out: Path | str = "runs", *, progress: Progress = no_progress, resume: Path | None = None
+) -> Path:
+    """Run every stage of the recipe into a new folder under ``out``; return that folder.
+
+    With ``resume`` (an interrupted run's folder, whose own ``recipe.yaml`` was loaded into
+    ``resolved``), generator training continues from the last checkpoint in that folder.
+    """
     recipe = resolved.recipe
     out = Path(out)
-    run_dir = new_run_dir(out, recipe.name or "run")
+    run_dir = Path(resume) if resume else new_run_dir(out, recipe.name or "run")
     with _log_to(run_dir / "run.log"):
         timings: dict[str, float] = {}
-        (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved.to_dict(), sort_keys=False), encoding="utf-8")
-        _write_json(run_dir / "environment.json", environment())
-        log.info("run folder %s", run_dir)
+        if not resume:
+            (run_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved.to_dict(), sort_keys=False), encoding="utf-8")
+            _write_json(run_dir / "environment.json", environment())
+        log.info("%s run folder %s", "resuming" if resume else "new", run_dir)
 
         with _timed(timings, "preprocess"):
             loaded = D.load_and_preprocess(
@@ -47,7 +56,7 @@ def run(resolved: ResolvedRecipe, out: Path | str = "runs", *, progress: Progres
                 resolved.build("preprocessor"),
                 source_name=recipe.dataset.name,
                 prep_name=recipe.preprocessor.name,
-                cache_dir=recipe.cache_dir or out / ".cache",
+                cache_dir=recipe.cache_dir or (run_dir.parent if resume else out) / ".cache",
                 progress=progress,
                 strict=recipe.strict,
             )
@@ -63,7 +72,7 @@ def run(resolved: ResolvedRecipe, out: Path | str = "runs", *, progress: Progres
         _write_json(run_dir / "splits.json", {k: getattr(split, k).tolist() for k in ("train", "val", "test")})
 
         with _timed(timings, "generator"):
-            generator, checkpoint = train_generator(resolved, train, run_dir, progress)
+            generator, checkpoint = train_generator(resolved, train, val, run_dir, progress, resume=bool(resume))
         with _timed(timings, "sample"):
             synthetic = sample_synthetic(resolved, generator, checkpoint, train, run_dir, progress)
         with _timed(timings, "classifiers"):
@@ -83,24 +92,65 @@ def run(resolved: ResolvedRecipe, out: Path | str = "runs", *, progress: Progres
 # -- stages ---------------------------------------------------------------------------------
 
 
-def train_generator(resolved: ResolvedRecipe, train: LabeledImages, run_dir: Path, progress: Progress):
+def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: LabeledImages, run_dir: Path, progress,
+                    *, resume: bool = False):
+    """Train with checkpoints; at each, score the generator and keep the best. Returns (generator, checkpoint)."""
     recipe = resolved.recipe
-    generator = resolved.build("generator")
+    cls, options = resolved.plugins["generator"]
     ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir()
-    checkpoint = ckpt_dir / "generator.pt"
+    ckpt_dir.mkdir(exist_ok=True)
+    last, best = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    rows: list[dict] = []
+    scores: list[dict] = []
+    if resume and last.exists():
+        generator = cls.load(last)
+        done = getattr(generator, "step", 0)
+        rows = [r for r in report.read_csv(run_dir / "losses.csv") if r["step"] <= done]
+        scores = [s for s in _read_json(run_dir / "selection.json", {}).get("scores", []) if s["step"] <= done]
+        log.info("generator resumes at step %d from %s", done, last)
+    else:
+        generator = cls(options)
+
+    scorer, judge_accuracy = None, None
+    if recipe.selection.enabled:
+        judge, judge_accuracy = train_judge(train, val, seed=recipe.seed, steps=recipe.selection.judge_steps)
+        scorer = Scorer(judge, train, per_class=recipe.selection.per_class, seed=recipe.seed + 1)
+        log.info("judge (a small CNN on real training data) recognises %.0f%% of real validation images",
+                 100 * judge_accuracy)
+    grid_labels = torch.arange(len(train.classes)).repeat_interleave(8)
+
+    def checkpoint(step: int) -> None:
+        generator.save(last)
+        if scorer is not None:
+            score = {"step": step, **scorer(generator)}
+            if not scores or score["score"] > max(s["score"] for s in scores):
+                generator.save(best)
+            scores.append(score)
+        report.image_grid(generator.sample(grid_labels, seed=recipe.seed), run_dir / "samples" / f"iter_{step:06d}.png",
+                          title=f"iteration {step}: rows of 8 per class ({', '.join(train.classes)})")
+        report.write_csv(rows, run_dir / "losses.csv")
+        _write_json(run_dir / "selection.json", {"judge_val_accuracy": judge_accuracy, "scores": scores})
+
+    (run_dir / "samples").mkdir(exist_ok=True)
     total = getattr(generator.options, "iterations", None)
-    rows = []
+    step = 0
     for row in progress(generator.fit(train, seed=recipe.seed), "train generator", total):
+        step = row.get("step", step + 1)
         if len(row) > 1:  # rows with more than the step carry measurements
             rows.append(row)
-        if row.get("step", 0) % recipe.checkpoint_every == 0:
-            generator.save(checkpoint)
-    generator.save(checkpoint)
-    report.write_csv(rows, run_dir / "losses.csv")
-    report.plot_losses(rows, run_dir / "losses.png", title="AC-GAN training", keys=("d_loss", "g_loss"))
-    log.info("generator trained; checkpoint %s", checkpoint)
-    return generator, checkpoint
+        if step % recipe.checkpoint_every == 0:
+            checkpoint(step)
+    if step % recipe.checkpoint_every:
+        checkpoint(step)
+    report.plot_losses(rows, run_dir / "losses.png", title="generator training", keys=("d_loss", "g_loss"))
+    for warning in warnings_for(scores):
+        log.warning(warning)
+    if scores:
+        chosen = max(scores, key=lambda s: s["score"])
+        log.info("using the checkpoint of iteration %d: conditional accuracy %.2f, diversity %.2f",
+                 chosen["step"], chosen["conditional_accuracy"], chosen["diversity"])
+        return cls.load(best), best
+    return generator, last
 
 
 def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages, run_dir: Path, progress) -> LabeledImages:
@@ -108,14 +158,10 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
     counts = D.synthetic_counts(train.counts(), recipe.synthetic.per_class, recipe.synthetic.multiplier)
     labels = D.labels_for(counts)
     size = recipe.synthetic.batch_size
-    starts = list(range(0, len(labels), size))
     images = []
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        for b, start in enumerate(progress(starts, "sample", len(starts))):
-            y = labels[start : start + size]
-            seed = recipe.seed * 1_000_003 + b  # one seed per batch, recorded in the manifest
-            x = generator.sample(y, seed=seed)
+        for x, y, seed in generate_batches(generator, labels, seed=recipe.seed, batch_size=size, progress=progress):
             images.append(x)
             yield x, y, seed
 
@@ -125,11 +171,21 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
         "checkpoint_sha256": sha256_file(checkpoint),
         "recipe_sha256": hashlib.sha256(json.dumps(resolved.to_dict(), sort_keys=True).encode()).hexdigest(),
     }
+    shutil.rmtree(run_dir / "synthetic", ignore_errors=True)  # a resumed run's partial export
     resolved.build("exporter").export(batches(), train.classes, run_dir / "synthetic", provenance)
     synthetic = LabeledImages(torch.cat(images), labels, train.classes)
     report.class_grids(synthetic.images, synthetic.labels, synthetic.classes, run_dir / "samples")
     log.info("sampled %d synthetic images (%s per class)", len(synthetic), counts[0])
     return synthetic
+
+
+def generate_batches(generator, labels: torch.Tensor, *, seed: int, batch_size: int, progress: Progress = no_progress):
+    """Yield (images, labels, batch_seed) batch by batch: constant memory, same seed -> same images."""
+    starts = range(0, len(labels), batch_size)
+    for b, start in enumerate(progress(starts, "sample", len(starts))):
+        y = labels[start : start + batch_size]
+        batch_seed = seed * 1_000_003 + b  # one seed per batch, recorded in the manifest
+        yield generator.sample(y, seed=batch_seed), y, batch_seed
 
 
 REGIME_DATA = {
@@ -210,6 +266,10 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.exists() else default
 
 
 def _write_json(path: Path, obj) -> None:

@@ -29,10 +29,26 @@ def test_paper_shapes_at_112():
     assert rf.shape == (2,) and cls.shape == (2, 3)
 
 
-def test_paper_training_defaults():
-    o = ACGAN.Options()
-    assert (o.latent_dim, o.embed_dim, o.width, o.image_size) == (100, 50, 1024, 112)
+def test_paper_preset_is_the_paper_exactly():
+    o = ACGAN.Options(preset="paper")
+    assert (o.latent_dim, o.embed_dim, o.width, o.image_size, o.channels) == (100, 50, 1024, 112, 3)
     assert (o.optimizer, o.lr_g, o.lr_d, o.batch_size, o.iterations) == ("rmsprop", 1e-4, 1e-4, 32, 32000)
+    assert (o.diffaugment, o.label_smoothing, o.spectral_norm, o.loss, o.ema, o.balanced_batches) == (
+        [], 0.0, False, "bce", None, False
+    )
+    gan = ACGAN(o)
+    gan._build(3)
+    assert isinstance(gan.opt_g, torch.optim.RMSprop) and gan.opt_g.defaults["lr"] == 1e-4
+    assert gan.G.noise.out_features == 1024 * 7 * 7 and gan.G_ema is None
+
+
+def test_paper_preset_refuses_contradicting_options():
+    with pytest.raises(ValidationError, match="preset paper fixes channels to 3 \\(got 1\\)"):
+        ACGAN.Options(preset="paper", channels=1)
+
+
+def test_grayscale_by_default_outside_the_preset():
+    assert ACGAN.Options().channels == 1
 
 
 @pytest.mark.parametrize("size", [16, 28, 32, 56, 64])
@@ -41,7 +57,11 @@ def test_sizes_beyond_the_paper(size):
     assert G(torch.randn(3, 8), torch.tensor([0, 1, 1])).shape == (3, 1, size, size)
 
 
-@pytest.mark.parametrize("bad", [{"image_size": 100}, {"lr_g": -1}, {"optimizer": "sgd"}, {"unknown": 1}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"image_size": 100}, {"lr_g": -1}, {"optimizer": "sgd"}, {"unknown": 1}, {"loss": "wgan"},
+     {"diffaugment": ["hue"]}, {"loss": "hinge", "label_smoothing": 0.1}],
+)
 def test_bad_options_fail_at_validation(bad):
     with pytest.raises(ValidationError):
         ACGAN.Options(**bad)
@@ -67,19 +87,53 @@ def test_same_seed_same_weights(tiny_images):
     assert all(torch.equal(x, y) for x, y in zip(a.G.state_dict().values(), b.G.state_dict().values()))
 
 
-def test_checkpoint_resumes_exactly(tiny_images, tmp_path):
-    straight = ACGAN(image_size=16, width=8, iterations=6, batch_size=4)
+@pytest.mark.parametrize(
+    "tricks",
+    [{}, {"spectral_norm": True, "loss": "hinge", "label_smoothing": 0.0}, {"optimizer": "adam", "ema": None}],
+)
+def test_n_plus_resume_n_equals_2n_straight(tiny_images, tmp_path, tricks):
+    straight = ACGAN(image_size=16, width=8, iterations=6, batch_size=4, **tricks)
     list(straight.fit(tiny_images, seed=3))
 
-    first = ACGAN(image_size=16, width=8, iterations=3, batch_size=4)
+    first = ACGAN(image_size=16, width=8, iterations=3, batch_size=4, **tricks)
     list(first.fit(tiny_images, seed=3))
     first.save(tmp_path / "g.pt")
-    resumed = ACGAN.load(tmp_path / "g.pt")
-    resumed.options = resumed.options.model_copy(update={"iterations": 6})
-    list(resumed.fit(tiny_images, seed=3))
-    for (k, x), y in zip(straight.G.state_dict().items(), resumed.G.state_dict().values()):
-        assert torch.equal(x, y), k
+    torch.manual_seed(999)  # whatever happens in between must not matter
+    resumed = ACGAN.load(tmp_path / "g.pt", iterations=6)
+    assert [r["step"] for r in resumed.fit(tiny_images, seed=3)] == [4, 5, 6]
+    for net in ("G", "D", "G_ema"):
+        a, b = getattr(straight, net), getattr(resumed, net)
+        if a is None:
+            continue
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), (net, k)
     assert list(tmp_path.iterdir()) == [tmp_path / "g.pt"]  # no temporary file left behind
+
+
+def test_telemetry_rows(tiny_images):
+    rows = [r for r in tiny().fit(tiny_images, seed=0) if "d_loss" in r]
+    assert set(rows[0]) == {"step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "aux_acc_real", "aux_acc_fake",
+                            "sec_per_iter"}
+
+
+def test_balanced_batches_draw_classes_equally():
+    images = torch.zeros(100, 1, 16, 16)
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    gan = ACGAN(image_size=16, width=8, iterations=1, batch_size=2000, diffaugment=[])
+    seen = []
+    real_multinomial = torch.multinomial
+
+    def spy(weights, n, **kw):
+        idx = real_multinomial(weights, n, **kw)
+        seen.append(labels[idx])
+        return idx
+
+    torch.multinomial = spy
+    try:
+        list(gan.fit(augkit.LabeledImages(images, labels, ["a", "b"]), seed=0))
+    finally:
+        torch.multinomial = real_multinomial
+    assert abs(seen[0].float().mean().item() - 0.5) < 0.05
 
 
 def test_wrong_image_shape_is_a_clear_error(tiny_images):

@@ -1,28 +1,54 @@
-"""AC-GAN (Odena et al. 2017) as the paper trains it: RMSProp 1e-4, batch 32."""
+"""AC-GAN (Odena et al. 2017): the paper's generator, plus the tricks that make it work on small data."""
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 import augkit
 from augkit.data import atomic_save
+from augkit_plugins.acgan.diffaugment import diff_augment
 from augkit_plugins.acgan.losses import discriminator_loss, generator_loss
 from augkit_plugins.acgan.networks import Discriminator, Generator, base_size, init_weights
+
+# The paper's sections 3.3 / 3.4, exactly: what `preset: paper` pins.
+PAPER = {
+    "image_size": 112,
+    "channels": 3,
+    "width": 1024,
+    "latent_dim": 100,
+    "embed_dim": 50,
+    "iterations": 32000,
+    "batch_size": 32,
+    "optimizer": "rmsprop",
+    "lr_g": 1e-4,
+    "lr_d": 1e-4,
+    "diffaugment": [],
+    "label_smoothing": 0.0,
+    "spectral_norm": False,
+    "loss": "bce",
+    "ema": None,
+    "balanced_batches": False,
+}
+FORMAT = "augkit-acgan-2"
 
 
 class ACGAN(augkit.Generator):
     """Auxiliary-classifier GAN: G(z, label) -> image; D(image) -> (real/fake, class)."""
 
-    version = "1"
+    version = "2"
 
     class Options(augkit.Generator.Options):
+        preset: Literal["paper"] | None = Field(
+            None, description="`paper`: the paper's architecture and training exactly (112 px RGB, no small-data tricks)"
+        )
         image_size: int = Field(112, description="output side: 7*2^k (the paper's 112) or 2^k")
         channels: Literal[1, 3] = Field(1, description="1 (grayscale) or 3 (the paper's RGB output)")
         width: int = Field(1024, ge=8, description="channels of the first 7x7 map (the paper's 1024); D mirrors it")
@@ -35,6 +61,28 @@ class ACGAN(augkit.Generator):
         lr_g: float = Field(1e-4, gt=0, description="generator learning rate")
         lr_d: float = Field(1e-4, gt=0, description="discriminator learning rate")
         log_every: int = Field(10, ge=1, description="iterations between log rows")
+        # small-data training
+        diffaugment: list[Literal["translation", "cutout", "brightness", "contrast"]] = Field(
+            default_factory=lambda: ["translation", "cutout", "brightness", "contrast"],
+            description="DiffAugment policies applied to every image D sees, real and fake; [] turns it off",
+        )
+        label_smoothing: float = Field(0.1, ge=0, lt=0.5, description="one-sided: D's real target is 1 - this")
+        spectral_norm: bool = Field(False, description="spectral norm on D's layers (replaces D's batch norm)")
+        loss: Literal["bce", "hinge"] = Field("bce", description="adversarial loss: the paper's bce, or hinge")
+        ema: float | None = Field(0.999, gt=0, lt=1, description="decay of the moving average of G used for sampling")
+        balanced_batches: bool = Field(True, description="draw training batches with equal class frequencies")
+
+        @model_validator(mode="before")
+        @classmethod
+        def _paper_preset(cls, data: Any) -> Any:
+            if not isinstance(data, dict) or data.get("preset") != "paper":
+                return data
+            data = dict(data)
+            for key, value in PAPER.items():
+                if key in data and data[key] != value:
+                    raise ValueError(f"preset paper fixes {key} to {value!r} (got {data[key]!r}); drop one of them")
+                data[key] = value
+            return data
 
         @field_validator("image_size")
         @classmethod
@@ -42,19 +90,27 @@ class ACGAN(augkit.Generator):
             base_size(v)  # raises with the allowed sizes
             return v
 
+        @model_validator(mode="after")
+        def _consistent(self):
+            if self.loss == "hinge" and self.label_smoothing:
+                raise ValueError("label_smoothing applies to the bce loss only; set it to 0 with loss: hinge")
+            return self
+
     def __init__(self, options: Options | None = None, **kwargs):
         super().__init__(options, **kwargs)
         self.classes: list[str] | None = None
         self.step = 0
         self.G: Generator | None = None
+        self._torch_rng: Tensor | None = None
 
     # -- building -----------------------------------------------------------------------
     def _build(self, n_classes: int) -> None:
         o = self.options
         self.G = Generator(n_classes, o.image_size, o.channels, o.width, o.latent_dim, o.embed_dim)
-        self.D = Discriminator(n_classes, o.image_size, o.channels, o.width, o.dropout)
+        self.D = Discriminator(n_classes, o.image_size, o.channels, o.width, o.dropout, o.spectral_norm)
         self.G.apply(init_weights)
         self.D.apply(init_weights)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if o.ema else None
         make = {
             "rmsprop": lambda params, lr: torch.optim.RMSprop(params, lr=lr),
             "adam": lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999)),
@@ -74,42 +130,52 @@ class ACGAN(augkit.Generator):
             self.classes = list(train.classes)
             self._build(len(self.classes))
             self.rng.manual_seed(seed)
-        elif getattr(self, "_torch_rng", None) is not None:
-            torch.set_rng_state(self._torch_rng)
+        elif self._torch_rng is not None:
+            torch.set_rng_state(self._torch_rng)  # dropout's stream, as it was at the checkpoint
             self._torch_rng = None
         G, D, rng = self.G, self.D, self.rng
         n_classes = len(self.classes)
         images, labels = train.images, train.labels
+        # balanced batches draw each image with probability inverse to its class's size
+        counts = torch.bincount(labels, minlength=n_classes).clamp_min(1).float()
+        weights = (1.0 / counts)[labels] if o.balanced_batches else torch.ones(len(labels))
+        augment = (lambda x: diff_augment(x, o.diffaugment, rng)) if o.diffaugment else (lambda x: x)
         G.train()
         D.train()
         started = time.perf_counter()
         while self.step < o.iterations:
-            idx = torch.randint(len(images), (o.batch_size,), generator=rng)
+            idx = torch.multinomial(weights, o.batch_size, replacement=True, generator=rng)
             real, y_real = images[idx], labels[idx]
             z = torch.randn(o.batch_size, o.latent_dim, generator=rng)
             y_fake = torch.randint(n_classes, (o.batch_size,), generator=rng)
             fake = G(z, y_fake)
 
             # D: tell real from fake, and recognise the class of both
-            d_loss = discriminator_loss(D(real), D(fake.detach()), y_real, y_fake)
+            out_real, out_fake_d = D(augment(real)), D(augment(fake.detach()))
+            d_loss = discriminator_loss(out_real, out_fake_d, y_real, y_fake, o.loss, o.label_smoothing)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
 
             # G: fool D, and make the class recognisable
-            out_fake = D(fake)
-            g_loss = generator_loss(out_fake, y_fake)
+            out_fake = D(augment(fake))
+            g_loss = generator_loss(out_fake, y_fake, o.loss)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
+            if self.G_ema is not None:
+                _ema_update(self.G_ema, G, min(o.ema, (1 + self.step) / (10 + self.step)))
 
             self.step += 1
             row: dict[str, float] = {"step": self.step}
-            if self.step % o.log_every == 0 or self.step == o.iterations:
+            if self.step % o.log_every == 0 or self.step == o.iterations:  # .item() syncs a GPU
                 row.update(
                     d_loss=d_loss.item(),
                     g_loss=g_loss.item(),
-                    class_acc=(out_fake[1].argmax(1) == y_fake).float().mean().item(),
+                    d_real_acc=(out_real[0] > 0).float().mean().item(),
+                    d_fake_acc=(out_fake_d[0] < 0).float().mean().item(),
+                    aux_acc_real=(out_real[1].argmax(1) == y_real).float().mean().item(),
+                    aux_acc_fake=(out_fake[1].argmax(1) == y_fake).float().mean().item(),
                     sec_per_iter=(time.perf_counter() - started) / o.log_every,
                 )
                 started = time.perf_counter()
@@ -120,24 +186,26 @@ class ACGAN(augkit.Generator):
     def sample(self, labels: Tensor, *, seed: int) -> Tensor:
         if self.G is None:
             raise RuntimeError("acgan: fit() or load() a checkpoint before sampling")
+        net = self.G_ema if self.G_ema is not None else self.G
         rng = torch.Generator().manual_seed(seed)
         z = torch.randn(len(labels), self.options.latent_dim, generator=rng)
-        was_training = self.G.training
-        self.G.eval()
+        was_training = net.training
+        net.eval()
         try:
-            return self.G(z, labels.long()).float()
+            return net(z, labels.long()).float()
         finally:
-            self.G.train(was_training)
+            net.train(was_training)
 
     # -- checkpoints --------------------------------------------------------------------
     def save(self, path: Path) -> None:
         atomic_save(
             {
-                "format": "augkit-acgan-1",
-                "options": self.options.model_dump(mode="json"),
+                "format": FORMAT,
+                "options": self.options.model_dump(mode="json", exclude={"preset"}),
                 "classes": self.classes,
                 "step": self.step,
                 "G": self.G.state_dict(),
+                "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
                 "D": self.D.state_dict(),
                 "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(),
@@ -148,18 +216,30 @@ class ACGAN(augkit.Generator):
         )
 
     @classmethod
-    def load(cls, path: Path) -> ACGAN:
+    def load(cls, path: Path, **overrides: Any) -> ACGAN:
+        """Restore a checkpoint; ``overrides`` may change training options (e.g. ``iterations``)."""
         blob = torch.load(path, weights_only=True)
-        if blob.get("format") != "augkit-acgan-1":
-            raise ValueError(f"{path} is not an augkit AC-GAN checkpoint")
-        self = cls(cls.Options.model_validate(blob["options"]))
+        if blob.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an augkit AC-GAN checkpoint (format {FORMAT})")
+        self = cls(cls.Options.model_validate({**blob["options"], **overrides}))
         self.classes = blob["classes"]
         self._build(len(self.classes))
         self.G.load_state_dict(blob["G"])
+        if self.G_ema is not None:
+            self.G_ema.load_state_dict(blob["G_ema"])
         self.D.load_state_dict(blob["D"])
         self.opt_g.load_state_dict(blob["opt_g"])
         self.opt_d.load_state_dict(blob["opt_d"])
         self.rng.set_state(blob["rng"])
-        self._torch_rng = blob["torch_rng"]  # dropout's stream, restored only when training resumes
+        self._torch_rng = blob["torch_rng"]  # restored only when training resumes
         self.step = blob["step"]
         return self
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):  # batch-norm statistics follow G directly
+        e.copy_(b)
+

@@ -51,22 +51,26 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """image -> (real/fake logit (N,), class logits (N, K)); strided convs, BN, LeakyReLU, dropout."""
 
-    def __init__(self, n_classes: int, image_size: int, channels: int, width: int, dropout: float):
+    def __init__(
+        self, n_classes: int, image_size: int, channels: int, width: int, dropout: float, spectral_norm: bool = False
+    ):
         super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         base = base_size(image_size)
         n_up = int(math.log2(image_size // base))
         widths = _widths(width, n_up)[::-1]  # mirror of G: narrow at full resolution
         layers: list[nn.Module] = []
         c_in = channels
         for i, c_out in enumerate(widths):
-            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=i == 0))
-            if i > 0:  # no batch norm on the input layer (DCGAN practice)
+            layers.append(sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=i == 0 or spectral_norm)))
+            # no batch norm on the input layer (DCGAN practice); spectral norm replaces it
+            if i > 0 and not spectral_norm:
                 layers.append(nn.BatchNorm2d(c_out))
             layers += [nn.LeakyReLU(0.2, True), nn.Dropout(dropout)]
             c_in = c_out
         self.features = nn.Sequential(*layers, nn.Flatten())
         n_features = c_in * base * base
-        self.real_fake = nn.Linear(n_features, 1)  # sigmoid lives in the loss
+        self.real_fake = sn(nn.Linear(n_features, 1))  # sigmoid lives in the loss
         self.classify = nn.Linear(n_features, n_classes)  # softmax lives in the loss
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -77,7 +81,8 @@ class Discriminator(nn.Module):
 def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        nn.init.normal_(weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.BatchNorm2d):

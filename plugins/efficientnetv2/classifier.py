@@ -28,7 +28,7 @@ class EfficientNetV2(augkit.Classifier):
         image_size: int = Field(112, ge=8, description="input side (informational; the networks are size-agnostic)")
         weights: Path | None = Field(None, description="optional local weights file; nothing is downloaded")
         epochs: int = Field(30, ge=1, description="maximum epochs")
-        patience: int = Field(5, ge=1, description="epochs without validation-loss improvement before stopping")
+        patience: int = Field(8, ge=1, description="epochs without validation-loss improvement before stopping")
         batch_size: int = Field(32, ge=2)
         lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine-decayed over epochs)")
         weight_decay: float = Field(0.01, ge=0)

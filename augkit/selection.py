@@ -1,0 +1,126 @@
+"""Is the generator useful yet? A judge trained on real data scores generated images.
+
+The judge is a small CNN trained on the real training split only. Every few iterations the
+runner samples a fixed, seeded set per class and measures
+
+* conditional accuracy: how often the judge recognises the requested class;
+* diversity: per class, the mean pairwise distance of the judge's features among generated
+  images, divided by the same among real training images (1.0 = as varied as the real data;
+  near 0 = mode collapse).
+
+The score is ``conditional_accuracy * min(1, mean diversity)``; the best-scoring checkpoint
+is kept. Works with any generator: it only calls ``sample``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from augkit.interfaces import Generator, LabeledImages
+
+log = logging.getLogger("augkit")
+
+
+class Judge(nn.Module):
+    """Four strided convolutions, global average pooling, a linear head."""
+
+    def __init__(self, n_classes: int, channels: int, width: int = 32):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = channels
+        for c_out, stride in ((width // 2, 2), (width, 2), (2 * width, 2), (2 * width, 1)):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(c_in, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+    @torch.inference_mode()
+    def embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(N, C, H, W) -> (features (N, F), predicted class (N,)), in eval mode."""
+        self.eval()
+        feats = torch.cat([self.features(x[i : i + 256]) for i in range(0, len(x), 256)])
+        return feats, self.head(feats).argmax(1)
+
+
+def train_judge(train: LabeledImages, val: LabeledImages, *, seed: int, steps: int = 300) -> tuple[Judge, float]:
+    """Train on real training images; return the judge and its accuracy on real validation images."""
+    torch.manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
+    judge = Judge(len(train.classes), train.images.shape[1])
+    opt = torch.optim.Adam(judge.parameters(), lr=2e-3)
+    counts = torch.bincount(train.labels, minlength=len(train.classes)).clamp_min(1).float()
+    weights = (1.0 / counts)[train.labels]  # balanced: the minority class matters as much
+    judge.train()
+    for _ in range(steps):
+        idx = torch.multinomial(weights, 32, replacement=True, generator=rng)
+        x = train.images[idx]
+        shift = int(torch.randint(-2, 3, (1,), generator=rng))
+        x = torch.roll(x, shifts=(shift, -shift), dims=(-2, -1))
+        loss = F.cross_entropy(judge(x), train.labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _, pred = judge.embed(val.images)
+    return judge, (pred == val.labels).float().mean().item()
+
+
+def _mean_pairwise(feats: Tensor) -> float:
+    if len(feats) < 2:
+        return 0.0
+    d = torch.cdist(feats, feats)
+    n = len(feats)
+    return (d.sum() / (n * (n - 1))).item()
+
+
+class Scorer:
+    """Scores a generator's samples against the real training set's class-wise diversity."""
+
+    def __init__(self, judge: Judge, train: LabeledImages, *, per_class: int, seed: int):
+        self.judge, self.classes, self.seed = judge, train.classes, seed
+        self.labels = torch.arange(len(train.classes)).repeat_interleave(per_class)
+        feats, _ = judge.embed(train.images)
+        self.real_diversity = [_mean_pairwise(feats[train.labels == c][:256]) for c in range(len(train.classes))]
+
+    def __call__(self, generator: Generator) -> dict:
+        images = generator.sample(self.labels, seed=self.seed)
+        feats, pred = self.judge.embed(images)
+        per_class = {}
+        for c, name in enumerate(self.classes):
+            mine = self.labels == c
+            diversity = _mean_pairwise(feats[mine]) / max(self.real_diversity[c], 1e-8)
+            per_class[name] = {"accuracy": (pred[mine] == c).float().mean().item(), "diversity": diversity}
+        accuracy = (pred == self.labels).float().mean().item()
+        diversity = sum(v["diversity"] for v in per_class.values()) / len(per_class)
+        return {
+            "conditional_accuracy": accuracy,
+            "diversity": diversity,
+            "score": accuracy * min(1.0, diversity),
+            "per_class": per_class,
+        }
+
+
+def warnings_for(scores: list[dict]) -> list[str]:
+    """What a careful user should hear about the training run, from its score history."""
+    if not scores:
+        return []
+    out = []
+    best = max(scores, key=lambda s: s["score"])
+    last = scores[-1]
+    if last["score"] < best["score"] - 0.15:
+        out.append(
+            f"generator score collapsed: best {best['score']:.2f} at iteration {best['step']}, "
+            f"{last['score']:.2f} at the end; the best checkpoint is used"
+        )
+    for name, v in best["per_class"].items():
+        if v["diversity"] < 0.5:
+            out.append(f"class {name}: generated images are {v['diversity']:.2f}x as varied as real ones (mode collapse?)")
+        if v["accuracy"] < 0.5:
+            out.append(f"class {name}: only {100 * v['accuracy']:.0f}% of generated images are recognised as {name}")
+    return out
