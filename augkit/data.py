@@ -5,15 +5,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from augkit.interfaces import DataSource, LabeledImages, Preprocessor
+from augkit.interfaces import DataSource, LabeledImages, Preprocessor, Sample
 from augkit.progress import Progress, no_progress
 
 log = logging.getLogger("augkit")
@@ -46,23 +48,56 @@ def cache_key(source_name: str, source: DataSource, prep_name: str, prep: Prepro
     return h.hexdigest()[:24]
 
 
+_worker_prep: Preprocessor | None = None
+
+
+def _init_worker(prep: Preprocessor) -> None:
+    global _worker_prep
+    _worker_prep = prep
+
+
+def _prepare(sample: Sample, prep: Preprocessor | None = None) -> tuple[np.ndarray | None, str | None]:
+    """Load and preprocess one sample: (image, None) or (None, the reason it is unusable)."""
+    try:
+        image = np.array((prep or _worker_prep)(sample.load()), dtype=np.float32)  # a private, writable copy
+        if not np.isfinite(image).all():
+            raise ValueError("preprocessing produced NaN or infinite values")
+        return image, None
+    except Exception as exc:  # any failure of one file is that file's problem, reported by name
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _prepared(samples: list[Sample], prep: Preprocessor, workers: int) -> Iterator[tuple[np.ndarray | None, str | None]]:
+    if workers <= 1 or len(samples) < 64 or not _picklable(samples[0], prep):
+        yield from (_prepare(s, prep) for s in samples)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(prep,)) as pool:
+        yield from pool.map(_prepare, samples, chunksize=16)  # map keeps the order: deterministic
+
+
+def _picklable(*objects: object) -> bool:
+    try:
+        pickle.dumps(objects)
+        return True
+    except Exception:
+        log.info("preprocessing in one process: the data source's samples cannot be sent to worker processes")
+        return False
+
+
 def _preprocess_all(
-    source: DataSource, prep: Preprocessor, progress: Progress, strict: bool
+    source: DataSource, prep: Preprocessor, progress: Progress, strict: bool, workers: int
 ) -> tuple[LabeledImages, list[tuple[str, str]]]:
     samples = list(source.samples())
     images, labels, groups, skipped = [], [], [], []
-    for sample in progress(samples, "preprocess", len(samples)):
-        try:
-            image = np.array(prep(sample.load()), dtype=np.float32)  # a private, writable copy
-            if not np.isfinite(image).all():
-                raise ValueError("preprocessing produced NaN or infinite values")
-            if images and image.shape != tuple(images[0].shape):
-                raise ValueError(f"preprocessed to shape {image.shape}, others are {tuple(images[0].shape)}")
-        except Exception as exc:
+    results = _prepared(samples, prep, workers)
+    for sample, (image, problem) in zip(samples, progress(results, "preprocess", len(samples))):
+        if image is not None and images and image.shape != tuple(images[0].shape):
+            image, problem = None, f"ValueError: preprocessed to shape {image.shape}, others are {tuple(images[0].shape)}"
+        if image is None:
             if strict:
-                raise DataError(f"{sample.key}: {type(exc).__name__}: {exc} (strict mode stops at the first bad image)") from exc
-            log.warning("skipped %s: %s: %s", sample.key, type(exc).__name__, exc)
-            skipped.append((sample.key, f"{type(exc).__name__}: {exc}"))
+                raise DataError(f"{sample.key}: {problem} (strict mode stops at the first bad image)")
+            log.warning("skipped %s: %s", sample.key, problem)
+            skipped.append((sample.key, problem))
             continue
         images.append(torch.from_numpy(image))
         labels.append(sample.label)
@@ -82,6 +117,7 @@ def load_and_preprocess(
     cache_dir: Path | None,
     progress: Progress = no_progress,
     strict: bool = False,
+    workers: int | None = None,
 ) -> Loaded:
     """Preprocess every sample once; later calls with the same data and options read the cache."""
     path = None
@@ -93,7 +129,7 @@ def load_and_preprocess(
             skipped = [tuple(s) for s in blob["skipped"]]
             log.info("preprocess: cache hit, %d images from %s", len(data), path)
             return Loaded(data, skipped, cache_hit=True, cache_path=path)
-    data, skipped = _preprocess_all(source, prep, progress, strict)
+    data, skipped = _preprocess_all(source, prep, progress, strict, workers or os.cpu_count() or 1)
     if path is not None:
         blob = {
             "images": data.images,

@@ -80,6 +80,7 @@ class Recipe(Strict):
     channels: Literal[1, 3] = Field(1, description="1 (grayscale) or 3; the paper uses 3")
     cache_dir: Path | None = Field(None, description="preprocessing cache; default: <out>/.cache")
     strict: bool = Field(False, description="stop at the first unreadable image instead of skipping it")
+    workers: int | None = Field(None, ge=1, description="preprocessing processes; default: all cores")
     checkpoint_every: int = Field(500, ge=1, description="generator iterations between checkpoints")
     dataset: PluginSpec
     preprocessor: PluginSpec = Field(default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["preprocessor"]))

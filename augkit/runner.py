@@ -59,6 +59,7 @@ def run(
                 cache_dir=recipe.cache_dir or (run_dir.parent if resume else out) / ".cache",
                 progress=progress,
                 strict=recipe.strict,
+                workers=recipe.workers,
             )
         full = loaded.data
         if loaded.skipped:

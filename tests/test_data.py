@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -55,6 +57,10 @@ def test_synthetic_counts():
     assert synthetic_counts([10, 40, 5], 7, 1.0) == [7, 7, 7]
 
 
+def _broken():
+    raise OSError("truncated file")
+
+
 class ListSource(augkit.DataSource):
     class Options(augkit.DataSource.Options):
         n: int = 6
@@ -64,11 +70,10 @@ class ListSource(augkit.DataSource):
     def samples(self):
         for i in range(self.options.n):
             if i == 3:
-                def broken():
-                    raise OSError("truncated file")
-                yield augkit.Sample(load=broken, label=1, group="pX", key="bad.jpeg")
+                yield augkit.Sample(load=_broken, label=1, group="pX", key="bad.jpeg")
             else:
-                yield augkit.Sample(load=lambda i=i: np.full((8, 8), i, np.uint8), label=i % 2, group=f"p{i}", key=f"img{i}")
+                load = functools.partial(np.full, (8, 8), i % 256, np.uint8)
+                yield augkit.Sample(load=load, label=i % 2, group=f"p{i}", key=f"img{i}")
 
 
 class Scale(augkit.Preprocessor):
@@ -103,3 +108,11 @@ def test_no_usable_image_is_a_clear_error():
 
     with pytest.raises(DataError, match="no usable images"):
         load_and_preprocess(Empty(), Scale(), source_name="l", prep_name="s", cache_dir=None)
+
+
+def test_parallel_preprocessing_equals_serial(tmp_path):
+    source = ListSource(n=80)
+    serial = load_and_preprocess(source, Scale(), source_name="l", prep_name="s", cache_dir=None, workers=1)
+    parallel = load_and_preprocess(source, Scale(), source_name="l", prep_name="s", cache_dir=None, workers=2)
+    assert torch.equal(serial.data.images, parallel.data.images) and serial.skipped == parallel.skipped
+    assert serial.data.groups == parallel.data.groups
