@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import pickle
+import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -20,7 +21,7 @@ from augkit.progress import Progress, no_progress
 
 log = logging.getLogger("augkit")
 
-CACHE_FORMAT = "1"  # bump when the cached layout or preprocessing semantics change
+CACHE_FORMAT = "2"  # bump when the cached layout or preprocessing semantics change
 
 
 class DataError(ValueError):
@@ -31,13 +32,20 @@ class DataError(ValueError):
 class Loaded:
     data: LabeledImages
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (sample key, reason)
+    sources: list[str | None] = field(default_factory=list)  # the dataset's own split per image, if any
     cache_hit: bool = False
     cache_path: Path | None = None
 
 
+# A fresh secret per process: patient-id hashes cannot be reversed by hashing guessed record
+# numbers. Nothing depends on the hash values themselves (splits order patients by first
+# appearance), so results do not change from one process to the next.
+_SALT = secrets.token_bytes(16)
+
+
 def anonymise_group(group: str) -> str:
-    """Patient ids are kept only as salted hashes: enough to group, useless to identify."""
-    return hashlib.sha256(b"augkit-group:" + group.encode()).hexdigest()[:16]
+    """Patient ids are kept only as secretly salted hashes: enough to group, useless to identify."""
+    return hashlib.sha256(_SALT + group.encode()).hexdigest()[:16]
 
 
 def cache_key(source_name: str, source: DataSource, prep_name: str, prep: Preprocessor) -> str:
@@ -84,11 +92,9 @@ def _picklable(*objects: object) -> bool:
         return False
 
 
-def _preprocess_all(
-    source: DataSource, prep: Preprocessor, progress: Progress, strict: bool, workers: int
-) -> tuple[LabeledImages, list[tuple[str, str]]]:
+def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, strict: bool, workers: int) -> Loaded:
     samples = list(source.samples())
-    images, labels, groups, skipped = [], [], [], []
+    images, labels, groups, sources, skipped = [], [], [], [], []
     results = _prepared(samples, prep, workers)
     for sample, (image, problem) in zip(samples, progress(results, "preprocess", len(samples))):
         if image is not None and images and image.shape != tuple(images[0].shape):
@@ -102,10 +108,11 @@ def _preprocess_all(
         images.append(torch.from_numpy(image))
         labels.append(sample.label)
         groups.append(anonymise_group(sample.group))
+        sources.append(sample.meta.get("source_split"))
     if not images:
         raise DataError(f"no usable images: all {len(samples)} samples were skipped or the source yielded none")
     data = LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), list(source.classes), groups)
-    return data, skipped
+    return Loaded(data, skipped, sources)
 
 
 def load_and_preprocess(
@@ -128,18 +135,21 @@ def load_and_preprocess(
             data = LabeledImages(blob["images"], blob["labels"], blob["classes"], blob["groups"])
             skipped = [tuple(s) for s in blob["skipped"]]
             log.info("preprocess: cache hit, %d images from %s", len(data), path)
-            return Loaded(data, skipped, cache_hit=True, cache_path=path)
-    data, skipped = _preprocess_all(source, prep, progress, strict, workers or os.cpu_count() or 1)
+            return Loaded(data, skipped, blob["sources"], cache_hit=True, cache_path=path)
+    loaded = _preprocess_all(source, prep, progress, strict, workers or os.cpu_count() or 1)
+    loaded.cache_path = path
     if path is not None:
+        data = loaded.data
         blob = {
             "images": data.images,
             "labels": data.labels,
             "classes": data.classes,
             "groups": data.groups,
-            "skipped": [list(s) for s in skipped],
+            "skipped": [list(s) for s in loaded.skipped],
+            "sources": loaded.sources,
         }
         atomic_save(blob, path)
-    return Loaded(data, skipped, cache_hit=False, cache_path=path)
+    return loaded
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -156,53 +166,6 @@ def atomic_save(obj: object, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-@dataclass(frozen=True)
-class Split:
-    train: np.ndarray  # indices into the full set
-    val: np.ndarray
-    test: np.ndarray
-
-
-def split_by_patient(labels: Iterable[int], groups: list[str], *, val: float, test: float, seed: int) -> Split:
-    """Stratified split in which every patient lands in exactly one of train / val / test.
-
-    Patients are visited in a seeded random order, largest first, and each goes to the split
-    whose class quotas it helps fill most; so class proportions match as closely as whole
-    patients allow.
-    """
-    labels = np.asarray(list(labels))
-    if len(labels) != len(groups):
-        raise ValueError(f"{len(labels)} labels but {len(groups)} groups")
-    n_classes = int(labels.max()) + 1
-    fractions = np.array([1.0 - val - test, val, test])
-    if fractions[0] <= 0:
-        raise DataError(f"split.val + split.test = {val + test:g} leaves nothing to train on; keep it below 1")
-
-    unique, inverse = np.unique(np.asarray(groups), return_inverse=True)
-    per_group = np.zeros((len(unique), n_classes))
-    np.add.at(per_group, (inverse, labels), 1)
-    order = np.random.default_rng(seed).permutation(len(unique))
-    order = order[np.argsort(-per_group[order].sum(1), kind="stable")]
-
-    target = fractions[:, None] * per_group.sum(0)[None, :]  # (3, K)
-    filled = np.zeros_like(target)
-    assign = np.empty(len(unique), dtype=int)
-    for g in order:
-        need = ((target - filled) / np.maximum(target, 1e-9)) @ per_group[g]
-        s = int(np.argmax(need))
-        assign[g] = s
-        filled[s] += per_group[g]
-
-    idx = [np.flatnonzero(assign[inverse] == s) for s in range(3)]
-    for name, ix in zip(("train", "val", "test"), idx):
-        if len(ix) == 0:
-            raise DataError(
-                f"the {name} split is empty: {len(unique)} patients are too few for split fractions "
-                f"val={val:g}, test={test:g}; add data or change split.val / split.test"
-            )
-    return Split(*idx)
 
 
 def synthetic_counts(train_counts: list[int], per_class: int | None, multiplier: float) -> list[int]:

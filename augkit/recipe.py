@@ -49,8 +49,13 @@ class PluginSpec(Strict):
 
 
 class SplitSpec(Strict):
+    mode: Literal["patients", "source"] = Field(
+        "patients",
+        description="patients: a fresh stratified split by patient; source: keep the dataset's own test split "
+        "(e.g. Kaggle's test/ folder) and carve validation out of the rest by patient",
+    )
     val: float = Field(0.15, gt=0, lt=1, description="fraction of patients for validation")
-    test: float = Field(0.2, gt=0, lt=1, description="fraction of patients for the test split")
+    test: float = Field(0.2, gt=0, lt=1, description="fraction of patients for the test split (mode: patients)")
 
 
 class SyntheticSpec(Strict):

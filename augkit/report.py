@@ -26,7 +26,7 @@ def results_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results_md(metrics: dict, path: Path, *, test_counts: list[int], title: str) -> None:
+def write_results_md(metrics: dict, path: Path, *, test_counts: list[int], title: str, warnings: list[str] = ()) -> None:
     classes = metrics["classes"]
     support = ", ".join(f"{c} {n}" for c, n in zip(classes, test_counts))
     text = [
@@ -38,6 +38,8 @@ def write_results_md(metrics: dict, path: Path, *, test_counts: list[int], title
         results_table(metrics),
         "",
     ]
+    if warnings:
+        text += ["Warnings:", "", *(f"- {w}" for w in warnings), ""]
     for regime, m in metrics["regimes"].items():
         text += [f"Confusion matrix, {regime} (rows: true {'/'.join(classes)}; columns: predicted):", ""]
         text += ["    " + " ".join(f"{v:5d}" for v in row) for row in m["confusion_matrix"]]

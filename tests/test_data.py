@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import augkit
-from augkit.data import DataError, anonymise_group, load_and_preprocess, split_by_patient, synthetic_counts
+from augkit.data import DataError, anonymise_group, load_and_preprocess, synthetic_counts
+from augkit.splits import split_by_patient, split_keeping_source_test
 
 
 def patients(n_patients=60, per_patient=3, n_classes=3, seed=0):
@@ -41,8 +42,20 @@ def test_split_is_stratified_and_deterministic():
 
 
 def test_split_too_few_patients_is_a_clear_error():
-    with pytest.raises(DataError, match="split is empty: 2 patients are too few"):
+    with pytest.raises(DataError, match="the val split is empty: 2 patients are too few"):
         split_by_patient([0, 1], ["a", "b"], val=0.2, test=0.2, seed=0)
+
+
+def test_keeping_the_source_test_split():
+    labels, groups = patients(n_patients=90)
+    sources = [("test" if int(g[7:]) % 5 == 0 else "train") for g in groups]  # whole patients
+    s = split_keeping_source_test(labels, groups, sources, val=0.2, seed=0)
+    assert sorted(s.test.tolist()) == [i for i, src in enumerate(sources) if src == "test"]
+    parts = [set(np.asarray(groups)[ix]) for ix in (s.train, s.val, s.test)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert len(s.val) / (len(s.train) + len(s.val)) == pytest.approx(0.2, abs=0.05)
+    with pytest.raises(DataError, match="split.mode: source needs a dataset that records its own test split"):
+        split_keeping_source_test(labels, groups, [None] * len(labels), val=0.2, seed=0)
 
 
 def test_groups_are_stored_only_as_hashes():

@@ -6,9 +6,9 @@ from augkit_plugins.efficientnetv2 import EfficientNetV2
 
 
 def test_fit_predict_and_early_stopping(tiny_images):
-    clf = EfficientNetV2(variant="test_efficientnet", epochs=3, patience=1, batch_size=8)
+    clf = EfficientNetV2(variant="test_efficientnet", epochs=6, patience=1, min_epochs=2, batch_size=8)
     rows = list(clf.fit(tiny_images, tiny_images.subset(range(6)), seed=0))
-    assert 1 <= len(rows) <= 3 and all(set(r) >= {"train_loss", "val_loss", "val_acc"} for r in rows)
+    assert 2 <= len(rows) <= 6 and all(set(r) >= {"train_loss", "val_loss", "val_acc"} for r in rows)
     probs = clf.predict_proba(tiny_images.images[:5])
     assert probs.shape == (5, 3) and torch.allclose(probs.sum(1), torch.ones(5), atol=1e-5)
 
@@ -43,3 +43,10 @@ def test_local_weights_are_loaded(tiny_images, tmp_path):
 def test_bad_options(bad, message):
     with pytest.raises(ValidationError, match=message):
         EfficientNetV2.Options(**bad)
+
+
+def test_min_epochs_gives_way_to_short_runs_but_not_to_contradictions():
+    assert EfficientNetV2.Options(epochs=3).min_epochs == 3
+    assert EfficientNetV2.Options().min_epochs == 10
+    with pytest.raises(ValidationError, match=r"min_epochs \(5\) is more than epochs \(3\)"):
+        EfficientNetV2.Options(epochs=3, min_epochs=5)

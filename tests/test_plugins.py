@@ -14,6 +14,10 @@ def test_default_plugins_are_found_through_entry_points(registry):
         ("classifier", "efficientnetv2"),
         ("dataset", "chest-phantom"),
         ("dataset", "brain-phantom"),
+        ("dataset", "kaggle-chest-xray"),
+        ("dataset", "image-folder"),
+        ("dataset", "dicom"),
+        ("dataset", "nifti"),
         ("preprocessor", "paper"),
         ("exporter", "png"),
     ]:

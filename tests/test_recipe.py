@@ -54,6 +54,12 @@ def test_bad_value_names_path_value_and_rule(registry):
     assert "generator.options.lr_g: Input should be greater than 0 (got -1)" in str(err.value)
 
 
+def test_unknown_loss_names_path_and_choices(registry):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(base(generator={"name": "acgan", "options": {"loss": "wgan"}}), registry=registry)
+    assert "generator.options.loss: Input should be 'bce' or 'hinge' (got 'wgan')" in str(err.value)
+
+
 def test_image_size_must_suit_the_generator(registry):
     with pytest.raises(RecipeError, match="image_size 100 is neither 7\\*2\\^k nor 2\\^k"):
         load_recipe(base(image_size=100), registry=registry)

@@ -10,7 +10,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 import augkit
@@ -29,6 +29,9 @@ class EfficientNetV2(augkit.Classifier):
         weights: Path | None = Field(None, description="optional local weights file; nothing is downloaded")
         epochs: int = Field(30, ge=1, description="maximum epochs")
         patience: int = Field(8, ge=1, description="epochs without validation-loss improvement before stopping")
+        min_epochs: int = Field(
+            10, ge=1, description="never stop before this many epochs: from scratch, early validation losses are noise"
+        )
         batch_size: int = Field(32, ge=2)
         lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine-decayed over epochs)")
         weight_decay: float = Field(0.01, ge=0)
@@ -49,6 +52,19 @@ class EfficientNetV2(augkit.Classifier):
                 raise ValueError(f"unknown timm model {v!r}; EfficientNet variants include: {', '.join(close)}")
             return v
 
+        @model_validator(mode="before")
+        @classmethod
+        def _epochs(cls, data):
+            if isinstance(data, dict) and "epochs" in data and "min_epochs" not in data:
+                data = {**data, "min_epochs": min(10, data["epochs"])}  # a short run: the default gives way
+            return data
+
+        @model_validator(mode="after")
+        def _check_epochs(self):
+            if self.min_epochs > self.epochs:
+                raise ValueError(f"min_epochs ({self.min_epochs}) is more than epochs ({self.epochs})")
+            return self
+
         @field_validator("weights")
         @classmethod
         def _exists(cls, v: Path | None) -> Path | None:
@@ -67,6 +83,11 @@ class EfficientNetV2(augkit.Classifier):
         model = timm.create_model(
             o.variant, pretrained=False, num_classes=n_classes, in_chans=o.channels, drop_rate=o.drop_rate
         )
+        # timm's EfficientNet head init scales as 1/sqrt(classes): made for 1,000 classes, it
+        # gives a 2- or 3-class head logits so large that the first epochs are wasted
+        head = model.get_classifier()
+        torch.nn.init.normal_(head.weight, std=0.01)
+        torch.nn.init.zeros_(head.bias)
         if o.weights is not None:
             state = _read_weights(o.weights)
             own = model.state_dict()
@@ -108,7 +129,7 @@ class EfficientNetV2(augkit.Classifier):
             else:
                 waited += 1
             yield {"step": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss, "val_acc": val_acc}
-            if waited >= o.patience:
+            if waited >= o.patience and epoch >= o.min_epochs:
                 break
         model.load_state_dict(best_state)  # the paper's early stopping: keep the best epoch
 

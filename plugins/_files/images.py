@@ -1,0 +1,73 @@
+"""Reading ordinary image files (JPEG, PNG, BMP, TIFF) into numpy arrays, with clear refusals."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+MIN_SIDE = 8  # smaller than this is a thumbnail, an icon or a broken export, never a radiograph
+FORMATS = "JPEG/PNG/BMP/TIFF"
+
+# PIL mode -> the mode we hand on; 16-bit and float modes stay as they are (np.uint16 / int32 / float32)
+_CONVERT = {"1": "L", "LA": "L", "La": "L", "P": "RGB", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB", "RGBX": "RGB",
+            "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}  # fmt: skip
+
+
+def clean_message(exc: BaseException, path: str | Path) -> str:
+    """An exception's text with the file's path and name taken out (they may name a patient)."""
+    text = str(exc) or type(exc).__name__
+    path = Path(path)
+    for secret in sorted({str(path), path.as_posix(), str(path.resolve()), path.name}, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "<file>")
+    return text
+
+
+def check_size(array: np.ndarray) -> np.ndarray:
+    """Refuse images too small to be a medical image (1x1 exports, icons)."""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"image has shape {array.shape}; expected (H, W) or (H, W, C)")
+    h, w = array.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"image is {w}x{h} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
+    return array
+
+
+def read_image(path: str) -> np.ndarray:
+    """A JPEG / PNG / BMP / TIFF file -> (H, W) uint8 / uint16 or (H, W, 3) uint8.
+
+    Grayscale stays grayscale, 16-bit stays 16-bit; palette, alpha and CMYK images become
+    RGB. Raises ``ValueError`` for empty, truncated, unreadable and tiny files; the message
+    never contains the path.
+    """
+    data = _read_bytes(path)
+    if not data:
+        raise ValueError("file is empty (0 bytes)")
+    try:
+        # from memory, so PIL's messages quote a BytesIO, not the path
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decodes now: a truncated file fails here, not later
+            image = ImageOps.exif_transpose(image)
+            mode = _CONVERT.get(image.mode, image.mode)
+            if mode != image.mode:
+                image = image.convert(mode)
+            array = np.array(image)
+    except Exception as exc:
+        reason = clean_message(exc, path)
+        if "truncated" in reason.lower() and "file is truncated" not in reason:
+            reason = f"the file is truncated ({reason})"
+        raise ValueError(f"not a readable {FORMATS} image: {reason}") from None
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("="))
+    return check_size(array)
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read the file: {exc.strerror or type(exc).__name__}") from None
