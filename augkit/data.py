@@ -10,6 +10,7 @@ import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def _picklable(*objects: object) -> bool:
 
 
 def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, strict: bool, workers: int) -> Loaded:
-    samples = list(source.samples())
+    with _data_errors():
+        samples = list(source.samples())
     images, labels, groups, sources, skipped = [], [], [], [], []
     results = _prepared(samples, prep, workers)
     for sample, (image, problem) in zip(samples, progress(results, "preprocess", len(samples))):
@@ -129,7 +131,8 @@ def load_and_preprocess(
     """Preprocess every sample once; later calls with the same data and options read the cache."""
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"{cache_key(source_name, source, prep_name, prep)}.pt"
+        with _data_errors():
+            path = Path(cache_dir) / f"{cache_key(source_name, source, prep_name, prep)}.pt"
         if path.exists():
             blob = torch.load(path, weights_only=True)
             data = LabeledImages(blob["images"], blob["labels"], blob["classes"], blob["groups"])
@@ -150,6 +153,15 @@ def load_and_preprocess(
         }
         atomic_save(blob, path)
     return loaded
+
+
+@contextmanager
+def _data_errors():
+    """A data source's ValueError / OSError is its account of what is wrong with the data."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        raise DataError(f"dataset: {exc}") from exc
 
 
 def atomic_save(obj: object, path: Path) -> None:

@@ -69,7 +69,7 @@ class SyntheticSpec(Strict):
 class SelectionSpec(Strict):
     enabled: bool = Field(True, description="score the generator at every checkpoint and keep the best one")
     per_class: int = Field(32, ge=2, description="images generated per class for each score")
-    judge_steps: int = Field(300, ge=1, description="training steps of the small real-data judge classifier")
+    judge_steps: int = Field(1000, ge=1, description="training steps of the small real-data judge classifier")
 
 
 class EvaluationSpec(Strict):
@@ -86,6 +86,9 @@ class Recipe(Strict):
     cache_dir: Path | None = Field(None, description="preprocessing cache; default: <out>/.cache")
     strict: bool = Field(False, description="stop at the first unreadable image instead of skipping it")
     workers: int | None = Field(None, ge=1, description="preprocessing processes; default: all cores")
+    preview: int = Field(
+        0, ge=0, le=64, description="write preprocessing.png: this many raw images beside their preprocessed form"
+    )
     checkpoint_every: int = Field(500, ge=1, description="generator iterations between checkpoints")
     dataset: PluginSpec
     preprocessor: PluginSpec = Field(default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["preprocessor"]))

@@ -26,12 +26,19 @@ def results_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results_md(metrics: dict, path: Path, *, test_counts: list[int], title: str, warnings: list[str] = ()) -> None:
+def write_results_md(
+    metrics: dict, path: Path, *, test_counts: list[int], title: str, warnings: list[str] = (), data: dict | None = None
+) -> None:
     classes = metrics["classes"]
     support = ", ".join(f"{c} {n}" for c, n in zip(classes, test_counts))
-    text = [
-        f"# {title}",
-        "",
+    text = [f"# {title}", ""]
+    if data:
+        text += ["| split | images | patients | " + " | ".join(classes) + " |", "|---|---:|---:|" + "---:|" * len(classes)]
+        for name, s in data["splits"].items():
+            text.append(f"| {name} | {s['images']} | {s['patients']} | " + " | ".join(str(s["per_class"][c]) for c in classes) + " |")
+        skipped = data.get("skipped", 0)
+        text += ["", f"Skipped files: {skipped}" + (" (listed with reasons in skipped.csv)." if skipped else "."), ""]
+    text += [
         f"Real test split: {sum(test_counts)} images ({support}). Precision, recall and F1 are macro",
         "averages over classes; every figure in a row comes from that regime's one confusion matrix.",
         "",
@@ -105,6 +112,24 @@ def image_grid(images: Tensor, path: Path, *, title: str, columns: int = 8) -> N
             img = pixels[i]
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def before_after(pairs: list[tuple[np.ndarray, np.ndarray, str]], path: Path) -> None:
+    """Rows of (raw image, preprocessed (C, S, S) in [-1, 1]) with the class as the title."""
+    if not pairs:
+        return
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.2 * len(pairs)), dpi=100, squeeze=False)
+    for (raw, done, title), (a, b) in zip(pairs, axes):
+        raw = np.asarray(raw, dtype=np.float32)
+        a.imshow(raw if raw.ndim == 2 or raw.shape[-1] in (3, 4) else raw[..., 0], cmap="gray")
+        a.set_title(f"{title}: raw {raw.shape[1]}x{raw.shape[0]}", fontsize=8)
+        b.imshow((done[0] + 1) / 2, cmap="gray", vmin=0, vmax=1)
+        b.set_title(f"preprocessed {done.shape[-1]}x{done.shape[-2]}", fontsize=8)
+        a.axis("off")
+        b.axis("off")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

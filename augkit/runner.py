@@ -28,7 +28,7 @@ from augkit.interfaces import LabeledImages
 from augkit.plugins import get_plugin_manager
 from augkit.progress import Progress, no_progress
 from augkit.recipe import ResolvedRecipe
-from augkit.selection import Scorer, train_judge, warnings_for
+from augkit.selection import TRUSTED_JUDGE, Scorer, train_judge, warnings_for
 
 log = logging.getLogger("augkit")
 
@@ -52,10 +52,13 @@ def run(
             _write_json(run_dir / "environment.json", environment())
         log.info("%s run folder %s", "resuming" if resume else "new", run_dir)
 
+        source, prep = resolved.build("dataset"), resolved.build("preprocessor")
+        if recipe.preview:
+            write_preview(source, prep, recipe.preview, run_dir / "preprocessing.png")
         with _timed(timings, "preprocess"):
             loaded = D.load_and_preprocess(
-                resolved.build("dataset"),
-                resolved.build("preprocessor"),
+                source,
+                prep,
                 source_name=recipe.dataset.name,
                 prep_name=recipe.preprocessor.name,
                 cache_dir=recipe.cache_dir or (run_dir.parent if resume else out) / ".cache",
@@ -76,7 +79,8 @@ def run(
                 full.labels.tolist(), full.groups, val=recipe.split.val, test=recipe.split.test, seed=recipe.seed
             )
         train, val, test = full.subset(split.train), full.subset(split.val), full.subset(split.test)
-        _write_json(run_dir / "data.json", data_summary(full, {"train": train, "val": val, "test": test}, loaded))
+        summary = data_summary(full, {"train": train, "val": val, "test": test}, loaded)
+        _write_json(run_dir / "data.json", summary)
         _write_json(run_dir / "splits.json", {k: getattr(split, k).tolist() for k in ("train", "val", "test")})
 
         with _timed(timings, "generator"):
@@ -98,6 +102,7 @@ def run(
             test_counts=test.counts(),
             title=f"Results: {run_dir.name}",
             warnings=warnings_file.read_text().splitlines() if warnings_file.exists() else [],
+            data=summary,
         )
         _write_json(run_dir / "timings.json", timings)
         log.info("done in %.0f s", sum(timings.values()))
@@ -130,8 +135,13 @@ def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: Labeled
     if recipe.selection.enabled:
         judge, judge_accuracy = train_judge(train, val, seed=recipe.seed, steps=recipe.selection.judge_steps)
         scorer = Scorer(judge, train, per_class=recipe.selection.per_class, seed=recipe.seed + 1)
-        log.info("judge (a small CNN on real training data) recognises %.0f%% of real validation images",
+        log.info("judge (a small CNN on real training data) recognises %.0f%% of real validation images (balanced)",
                  100 * judge_accuracy)
+        if judge_accuracy < TRUSTED_JUDGE:
+            warning = (f"the judge recognises only {100 * judge_accuracy:.0f}% of real validation images: generator "
+                       "scores are reported but not used to pick a checkpoint (the last one is used)")
+            log.warning(warning)
+            _append_warning(run_dir, warning)
     grid_labels = torch.arange(len(train.classes)).repeat_interleave(8)
 
     def checkpoint(step: int) -> None:
@@ -158,10 +168,11 @@ def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: Labeled
     if step % recipe.checkpoint_every:
         checkpoint(step)
     report.plot_losses(rows, run_dir / "losses.png", title="generator training", keys=("d_loss", "g_loss"))
-    for warning in warnings_for(scores):
+    trusted = bool(scores) and judge_accuracy >= TRUSTED_JUDGE
+    for warning in warnings_for(scores) if trusted else ():
         log.warning(warning)
         _append_warning(run_dir, warning)
-    if scores:
+    if trusted:
         chosen = max(scores, key=lambda s: s["score"])
         log.info("using the checkpoint of iteration %d: conditional accuracy %.2f, diversity %.2f",
                  chosen["step"], chosen["conditional_accuracy"], chosen["diversity"])
@@ -202,6 +213,21 @@ def generate_batches(generator, labels: torch.Tensor, *, seed: int, batch_size: 
         y = labels[start : start + batch_size]
         batch_seed = seed * 1_000_003 + b  # one seed per batch, recorded in the manifest
         yield generator.sample(y, seed=batch_seed), y, batch_seed
+
+
+def write_preview(source, prep, n: int, path: Path) -> None:
+    """Raw images beside their preprocessed form, spread over the classes, to check the crop."""
+    samples = list(source.samples())
+    per_class = -(-n // max(len(source.classes), 1))
+    chosen = [s for c in range(len(source.classes)) for s in [x for x in samples if x.label == c][:per_class]][:n]
+    pairs = []
+    for s in chosen:
+        try:
+            raw = s.load()
+            pairs.append((raw, prep(raw), f"{source.classes[s.label]}"))
+        except Exception as exc:  # the preprocessing stage reports bad files; the preview skips them
+            log.info("preview: %s not shown (%s)", s.key, exc)
+    report.before_after(pairs, path)
 
 
 REGIME_DATA = {

@@ -49,8 +49,12 @@ class Judge(nn.Module):
         return feats, self.head(feats).argmax(1)
 
 
-def train_judge(train: LabeledImages, val: LabeledImages, *, seed: int, steps: int = 300) -> tuple[Judge, float]:
-    """Train on real training images; return the judge and its accuracy on real validation images."""
+# Below this balanced accuracy on real validation images, the judge's scores are not trusted.
+TRUSTED_JUDGE = 0.7
+
+
+def train_judge(train: LabeledImages, val: LabeledImages, *, seed: int, steps: int = 1000) -> tuple[Judge, float]:
+    """Train on real training images; return the judge and its balanced accuracy on real validation images."""
     torch.manual_seed(seed)
     rng = torch.Generator().manual_seed(seed)
     judge = Judge(len(train.classes), train.images.shape[1])
@@ -68,7 +72,8 @@ def train_judge(train: LabeledImages, val: LabeledImages, *, seed: int, steps: i
         loss.backward()
         opt.step()
     _, pred = judge.embed(val.images)
-    return judge, (pred == val.labels).float().mean().item()
+    recalls = [(pred[val.labels == c] == c).float().mean().item() for c in range(len(val.classes)) if (val.labels == c).any()]
+    return judge, sum(recalls) / len(recalls)  # balanced accuracy: a scarce class counts as much
 
 
 def _mean_pairwise(feats: Tensor) -> float:

@@ -105,3 +105,10 @@ def test_cli_validate_misspelt_key_fails_fast_before_any_work(tmp_path, cli):
 
 def test_cli_validate_ok(cli):
     assert "valid" in cli("validate", EXAMPLES / "tiny.yaml").stdout
+
+
+@pytest.mark.parametrize("name", ["chest_xray_paper.yaml", "brain_mri_paper.yaml"])
+def test_paper_recipes_validate_with_a_data_root(name, tmp_path, registry):
+    resolved = load_recipe(EXAMPLES / name, [f"dataset.options.root={tmp_path}"], registry=registry)
+    gen = resolved.plugins["generator"][1]
+    assert (gen.preset, gen.width, gen.iterations, gen.channels, gen.image_size) == ("paper", 1024, 32000, 3, 112)

@@ -1,0 +1,256 @@
+"""Honest statistics for the classifier study: AUC, seed CIs, bootstrap CIs, paired tests.
+
+A single test-set number hides two sources of noise: the training seed (``mean_ci`` over
+seeds) and the finite test set (``bootstrap_ci`` over test images). Comparing two models on
+the same test images is a paired question (``paired_bootstrap``, ``mcnemar``), never two
+overlapping intervals. numpy and scipy only, so the core stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats as sps
+
+from augkit.metrics import confusion_matrix, from_confusion
+
+MetricName = Literal["accuracy", "balanced_accuracy", "precision", "recall", "f1"]
+_NAMES = ("accuracy", "balanced_accuracy", "precision", "recall", "f1")
+_CHUNK = 1_000_000  # resampled labels held in memory at once, whatever the test-set size
+
+
+def _labels(*arrays) -> list[np.ndarray]:
+    out = [np.asarray(a) for a in arrays]
+    n = len(out[0])
+    for a in out:
+        if a.ndim != 1 or len(a) != n:
+            raise ValueError(f"labels must be 1-D and of equal length, got shapes {[x.shape for x in out]}")
+        if not np.issubdtype(a.dtype, np.integer) or (n and a.min() < 0):
+            raise ValueError("labels must be non-negative integers")
+    if n == 0:
+        raise ValueError("no test images")
+    return out
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A scalar metric from the confusion matrix, callable as ``metric(y_true, y_pred)``.
+
+    It also scores a stack of confusion matrices at once (``from_confusions``), which lets
+    the bootstrap count all resamples with one ``bincount`` instead of a Python loop.
+    ``n_classes`` fixes K so a class missing from a resample still counts (as 0) in a macro
+    mean, as ``augkit.metrics.from_confusion`` does; ``None`` (accuracy only) infers it.
+    """
+
+    name: MetricName
+    n_classes: int | None = None
+
+    def __post_init__(self):
+        if self.name not in _NAMES:
+            raise ValueError(f"unknown metric {self.name!r}; choose from {_NAMES}")
+        if self.n_classes is None and self.name != "accuracy":
+            raise ValueError(f"{self.name} is a macro mean over classes: give n_classes")
+
+    def classes_for(self, *label_arrays: np.ndarray) -> int:
+        """K for these labels: the fixed ``n_classes``, or (accuracy) max label + 1."""
+        k = max(int(a.max()) for a in label_arrays) + 1
+        if self.n_classes is None:
+            return k
+        if k > self.n_classes:
+            raise ValueError(f"label {k - 1} out of range for n_classes={self.n_classes}")
+        return self.n_classes
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        y_true, y_pred = _labels(y_true, y_pred)
+        cm = confusion_matrix(y_true, y_pred, self.classes_for(y_true, y_pred))
+        return from_confusion(cm)[self.name]
+
+    def from_confusions(self, cms: np.ndarray) -> np.ndarray:
+        """(B, K, K) confusion matrices -> (B,) scores, the same formulas as ``from_confusion``."""
+        cms = np.asarray(cms, dtype=float)
+        tp = np.diagonal(cms, axis1=1, axis2=2)
+        if self.name == "accuracy":
+            return tp.sum(1) / np.maximum(cms.sum((1, 2)), 1)
+        recall = _safe_div(tp, cms.sum(2))
+        if self.name in ("recall", "balanced_accuracy"):
+            return recall.mean(1)
+        precision = _safe_div(tp, cms.sum(1))
+        if self.name == "precision":
+            return precision.mean(1)
+        return _safe_div(2 * precision * recall, precision + recall).mean(1)
+
+
+def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.divide(a, b, out=np.zeros_like(a, dtype=float), where=b > 0)
+
+
+def metric_fn(name: MetricName, n_classes: int | None = None) -> Metric:
+    """A bootstrap-ready ``(y_true, y_pred) -> float`` for one of ``from_confusion``'s metrics."""
+    return Metric(name, n_classes)
+
+
+accuracy = Metric("accuracy")
+"""Fraction of test images classified correctly: ``accuracy(y_true, y_pred) -> float``."""
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """Mean per-class F1 over all ``n_classes`` (for the bootstrap use ``metric_fn("f1", K)``)."""
+    return Metric("f1", n_classes)(y_true, y_pred)
+
+
+def roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray) -> dict:
+    """One-vs-rest ROC-AUC per class and their macro mean, from (N,) labels and (N, K) scores.
+
+    AUC is the Mann-Whitney statistic: the chance that a random positive outscores a random
+    negative, ties counting one half (average ranks). A class with no positives or no
+    negatives has no AUC: it is ``None`` and left out of the macro mean, not scored 0.5.
+    """
+    (y_true,) = _labels(y_true)
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or len(proba) != len(y_true):
+        raise ValueError(f"proba must be (N, K) with N={len(y_true)}, got {proba.shape}")
+    if not np.isfinite(proba).all():
+        raise ValueError("proba has NaN or infinite scores")
+    if y_true.max() >= proba.shape[1]:
+        raise ValueError(f"label {y_true.max()} out of range for {proba.shape[1]} score columns")
+    per_class: list[float | None] = []
+    for k in range(proba.shape[1]):
+        positive = y_true == k
+        n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+        if n_pos == 0 or n_neg == 0:
+            per_class.append(None)
+            continue
+        ranks = sps.rankdata(proba[:, k])  # method="average": ties share their mean rank
+        u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
+        per_class.append(float(u / (n_pos * n_neg)))
+    defined = [a for a in per_class if a is not None]
+    return {"macro": float(np.mean(defined)) if defined else None, "per_class": per_class}
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
+    """Mean over seeds with a Student-t interval: ``{"mean", "low", "high", "n", "std"}``.
+
+    ``std`` is the sample standard deviation (ddof=1). One seed carries no information about
+    seed-to-seed spread, so then ``low``, ``high`` and ``std`` are ``None``, never a fake CI.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError("need a non-empty 1-D sequence of values")
+    if np.isnan(x).any():
+        raise ValueError("values contain NaN (a failed run?); drop or fix it explicitly")
+    _check_confidence(confidence)
+    n, mean = len(x), float(x.mean())
+    if n == 1:
+        return {"mean": mean, "low": None, "high": None, "n": 1, "std": None}
+    std = float(x.std(ddof=1))
+    half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "std": std}
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _resamples(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """(b, n) index chunks, b summing to n_boot; same seed -> same indices on every path."""
+    if n_boot < 1:
+        raise ValueError("n_boot must be >= 1")
+    rng = np.random.default_rng(seed)
+    step = max(1, _CHUNK // n)
+    for start in range(0, n_boot, step):
+        yield rng.integers(0, n, size=(min(step, n_boot - start), n))
+
+
+def _boot_scores(metric: Callable, y_true: np.ndarray, preds: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
+    """(len(preds), n_boot) metric values, every prediction scored on the same resamples."""
+    out = np.empty((len(preds), n_boot))
+    done = 0
+    if isinstance(metric, Metric):
+        k = metric.classes_for(y_true, *preds)
+        codes = [y_true * k + p for p in preds]  # cell of the confusion matrix per image
+    for idx in _resamples(len(y_true), n_boot, seed):
+        b = len(idx)
+        for j, p in enumerate(preds):
+            if isinstance(metric, Metric):
+                cells = codes[j][idx] + (np.arange(b) * k * k)[:, None]
+                cms = np.bincount(cells.ravel(), minlength=b * k * k).reshape(b, k, k)
+                out[j, done : done + b] = metric.from_confusions(cms)
+            else:
+                out[j, done : done + b] = [metric(y_true[i], p[i]) for i in idx]
+        done += b
+    return out
+
+
+def bootstrap_ci(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Percentile-bootstrap CI of ``metric`` over test images: ``{"estimate", "low", "high"}``.
+
+    This is the test-set sampling noise of one trained model (not seed noise: see
+    ``mean_ci``). Any callable works; a ``Metric`` (``metric_fn``) is vectorised.
+    """
+    y_true, y_pred = _labels(y_true, y_pred)
+    _check_confidence(confidence)
+    scores = _boot_scores(metric, y_true, [y_pred], n_boot, seed)[0]
+    alpha = 1 - confidence
+    low, high = np.quantile(scores, [alpha / 2, 1 - alpha / 2])
+    return {"estimate": float(metric(y_true, y_pred)), "low": float(low), "high": float(high)}
+
+
+def paired_bootstrap(
+    y_true: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """metric(b) - metric(a) on the same resampled images: ``{"difference", "low", "high", "p_value"}``.
+
+    Pairing cancels the per-image difficulty both models share, so it detects differences
+    that two separate intervals would hide. The two-sided p-value is twice the share of
+    bootstrap differences at or beyond zero on the far side from the observed one, with the
+    +1 correction ((count + 1) / (n_boot + 1)) so it is never 0, capped at 1. No observed
+    difference gives p = 1.
+    """
+    y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b)
+    _check_confidence(confidence)
+    score_a, score_b = _boot_scores(metric, y_true, [pred_a, pred_b], n_boot, seed)
+    diffs = score_b - score_a
+    difference = float(metric(y_true, pred_b) - metric(y_true, pred_a))
+    if difference == 0:
+        p_value = 1.0
+    else:
+        count = int((diffs <= 0).sum() if difference > 0 else (diffs >= 0).sum())
+        p_value = min(1.0, 2 * (count + 1) / (n_boot + 1))
+    alpha = 1 - confidence
+    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    return {"difference": difference, "low": float(low), "high": float(high), "p_value": p_value}
+
+
+def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
+    """Exact McNemar test of two classifiers on the same images: ``{"n01", "n10", "p_value"}``.
+
+    Only discordant images carry evidence: ``n01`` = a right and b wrong, ``n10`` = a wrong
+    and b right. Under "equally good" each is a fair coin flip, so p is the two-sided
+    binomial test of n01 out of n01 + n10 (exact: no chi-square approximation for small
+    counts). No discordant images gives p = 1.
+    """
+    y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b)
+    right_a, right_b = pred_a == y_true, pred_b == y_true
+    n01, n10 = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    p_value = 1.0 if n01 + n10 == 0 else float(sps.binomtest(n01, n01 + n10, 0.5).pvalue)
+    return {"n01": n01, "n10": n10, "p_value": p_value}

@@ -1,0 +1,241 @@
+import time
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from augkit.metrics import confusion_matrix, from_confusion
+from augkit.stats import (
+    Metric,
+    accuracy,
+    bootstrap_ci,
+    macro_f1,
+    mcnemar,
+    mean_ci,
+    metric_fn,
+    paired_bootstrap,
+    roc_auc_ovr,
+)
+
+sklearn = pytest.importorskip("sklearn.metrics")
+
+
+def noisy(rng, y, k, p_right):
+    """Predictions that are right with probability ``p_right``, else a random class."""
+    return np.where(rng.random(len(y)) < p_right, y, rng.integers(0, k, len(y)))
+
+
+# --- roc_auc_ovr ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auc_matches_scikit_learn_three_classes_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, 80)
+    y[:3] = [0, 1, 2]
+    # tenths that sum to 1 (scikit-learn insists): many tied scores; seed > 0 adds signal
+    alpha = np.ones((80, 3)) + 2 * seed * np.eye(3)[y]
+    proba = np.stack([rng.multinomial(10, rng.dirichlet(a)) for a in alpha]) / 10
+    ours = roc_auc_ovr(y, proba)
+    theirs = sklearn.roc_auc_score(y, proba, multi_class="ovr", average=None)
+    np.testing.assert_allclose(ours["per_class"], theirs)
+    assert ours["macro"] == pytest.approx(sklearn.roc_auc_score(y, proba, multi_class="ovr", average="macro"))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_auc_two_classes_matches_binary_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 50)
+    p1 = (rng.random(50) * 0.6 + 0.4 * y).round(1)
+    proba = np.stack([1 - p1, p1], 1)
+    ours = roc_auc_ovr(y, proba)
+    for k in range(2):
+        assert ours["per_class"][k] == pytest.approx(sklearn.roc_auc_score(y == k, proba[:, k]))
+    assert ours["per_class"][0] == pytest.approx(ours["per_class"][1])
+
+
+def test_auc_perfect_random_and_all_tied():
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc_ovr(y, np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]]))["macro"] == 1.0
+    assert roc_auc_ovr(y, np.full((4, 2), 0.5))["per_class"] == [0.5, 0.5]
+
+
+def test_auc_absent_class_is_none_and_left_out_of_macro():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)  # class 2 never occurs
+    proba = rng.dirichlet(np.ones(3), 40)
+    out = roc_auc_ovr(y, proba)
+    assert out["per_class"][2] is None
+    assert out["macro"] == pytest.approx(np.mean(out["per_class"][:2]))
+    assert roc_auc_ovr(np.zeros(5, int), proba[:5, :1]) == {"macro": None, "per_class": [None]}
+
+
+def test_auc_rejects_bad_input():
+    with pytest.raises(ValueError):
+        roc_auc_ovr(np.array([0, 1]), np.array([[0.5, np.nan], [0.5, 0.5]]))
+    with pytest.raises(ValueError):
+        roc_auc_ovr(np.array([0, 2]), np.full((2, 2), 0.5))
+
+
+# --- mean_ci -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[0.8, 0.82, 0.79], [0.9, 0.91, 0.85, 0.88, 0.93], [0.5, 0.7]])
+@pytest.mark.parametrize("confidence", [0.9, 0.95])
+def test_mean_ci_matches_scipy_t_interval(values, confidence):
+    out = mean_ci(values, confidence)
+    low, high = sps.t.interval(confidence, len(values) - 1, loc=np.mean(values), scale=sps.sem(values))
+    assert (out["low"], out["high"]) == (pytest.approx(low), pytest.approx(high))
+    assert out["n"] == len(values) and out["std"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_mean_ci_one_seed_has_no_interval_and_nan_is_refused():
+    assert mean_ci([0.8]) == {"mean": 0.8, "low": None, "high": None, "n": 1, "std": None}
+    flat = mean_ci([0.7, 0.7, 0.7])
+    assert flat["low"] == pytest.approx(0.7) and flat["high"] == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="NaN"):
+        mean_ci([0.8, float("nan")])
+    with pytest.raises(ValueError):
+        mean_ci([])
+
+
+# --- metrics for the bootstrap -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_macro_f1_never_exceeds_mean_of_precision_and_recall(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 6))
+    cm = rng.integers(0, 20, (k, k)) * (rng.random((k, k)) < 0.7)  # some empty rows/columns
+    m = from_confusion(cm)
+    assert m["f1"] <= (m["precision"] + m["recall"]) / 2 + 1e-12
+
+
+@pytest.mark.parametrize("name", ["accuracy", "balanced_accuracy", "precision", "recall", "f1"])
+def test_vectorised_metric_agrees_with_from_confusion(name):
+    rng = np.random.default_rng(1)
+    cms = rng.integers(0, 15, (30, 4, 4)) * (rng.random((30, 4, 4)) < 0.6)
+    batch = metric_fn(name, 4).from_confusions(cms)
+    np.testing.assert_allclose(batch, [from_confusion(cm)[name] for cm in cms])
+
+
+def test_convenience_metrics():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 100)
+    pred = noisy(rng, y, 3, 0.7)
+    assert accuracy(y, pred) == pytest.approx(sklearn.accuracy_score(y, pred))
+    assert macro_f1(y, pred, 3) == pytest.approx(sklearn.f1_score(y, pred, average="macro"))
+    assert metric_fn("f1", 3)(y, pred) == macro_f1(y, pred, 3)
+    with pytest.raises(ValueError, match="n_classes"):
+        metric_fn("f1")
+    with pytest.raises(ValueError, match="unknown"):
+        metric_fn("auc", 3)
+
+
+# --- bootstrap_ci --------------------------------------------------------------------------
+
+
+def test_bootstrap_ci_contains_estimate_narrows_with_data_and_is_deterministic():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 2000)
+    pred = noisy(rng, y, 3, 0.7)
+    small = bootstrap_ci(y[:100], pred[:100], accuracy, n_boot=500)
+    large = bootstrap_ci(y, pred, accuracy, n_boot=500)
+    for out in (small, large):
+        assert out["low"] <= out["estimate"] <= out["high"]
+    assert large["high"] - large["low"] < (small["high"] - small["low"]) / 2
+    assert bootstrap_ci(y, pred, accuracy, n_boot=200, seed=7) == bootstrap_ci(y, pred, accuracy, n_boot=200, seed=7)
+    assert bootstrap_ci(y, pred, accuracy, n_boot=200, seed=7) != bootstrap_ci(y, pred, accuracy, n_boot=200, seed=8)
+
+
+@pytest.mark.parametrize("name", ["accuracy", "f1"])
+def test_vectorised_bootstrap_equals_plain_callable(name):
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 4, 60)
+    pred = noisy(rng, y, 4, 0.6)
+    metric = metric_fn(name, 4)
+    fast = bootstrap_ci(y, pred, metric, n_boot=100, seed=1)
+    slow = bootstrap_ci(y, pred, lambda t, p: metric(t, p), n_boot=100, seed=1)
+    assert fast == pytest.approx(slow)
+
+
+def test_bootstrap_is_fast():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 500)
+    pred = noisy(rng, y, 3, 0.8)
+    bootstrap_ci(y, pred, accuracy)  # warm-up
+    start = time.perf_counter()
+    bootstrap_ci(y, pred, accuracy, n_boot=1000)
+    assert time.perf_counter() - start < 0.2
+
+
+def test_bootstrap_chunks_give_the_same_answer_for_large_test_sets(monkeypatch):
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 300)
+    pred = noisy(rng, y, 2, 0.8)
+    whole = bootstrap_ci(y, pred, metric_fn("f1", 2), n_boot=50)
+    monkeypatch.setattr("augkit.stats._CHUNK", 300 * 7)  # 7 resamples per chunk
+    chunked = bootstrap_ci(y, pred, metric_fn("f1", 2), n_boot=50)
+    assert chunked["estimate"] == whole["estimate"]
+    assert chunked["low"] == pytest.approx(whole["low"], abs=0.05)
+
+
+# --- paired tests --------------------------------------------------------------------------
+
+
+def test_paired_bootstrap_detects_a_clearly_better_model():
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 300)
+    wrong = 1 - y
+    pred_a = np.where(rng.random(300) < 0.6, y, wrong)
+    pred_b = np.where(rng.random(300) < 0.9, y, wrong)
+    out = paired_bootstrap(y, pred_a, pred_b, accuracy)
+    assert out["difference"] == pytest.approx(accuracy(y, pred_b) - accuracy(y, pred_a))
+    assert 0 < out["low"] <= out["difference"] <= out["high"]
+    assert out["p_value"] < 0.05
+    assert out["p_value"] == pytest.approx(2 / 1001)  # no resample reverses it: the +1 floor
+    reverse = paired_bootstrap(y, pred_b, pred_a, accuracy)
+    assert reverse["difference"] == -out["difference"] and reverse["p_value"] == out["p_value"]
+
+
+def test_paired_bootstrap_identical_predictions():
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, 200)
+    pred = noisy(rng, y, 3, 0.7)
+    out = paired_bootstrap(y, pred, pred.copy(), metric_fn("f1", 3), n_boot=200)
+    assert out == {"difference": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
+
+
+def test_paired_bootstrap_similar_models_not_significant():
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 2, 300)
+    out = paired_bootstrap(y, noisy(rng, y, 2, 0.7), noisy(rng, y, 2, 0.7), accuracy)
+    assert out["low"] < 0 < out["high"] and out["p_value"] > 0.05
+
+
+def test_mcnemar_matches_hand_computation():
+    # 20 images: 8 both right, 2 only a right, 10 only b right
+    y = np.zeros(20, int)
+    pred_a = np.array([0] * 8 + [0] * 2 + [1] * 10)
+    pred_b = np.array([0] * 8 + [1] * 2 + [0] * 10)
+    out = mcnemar(y, pred_a, pred_b)
+    assert (out["n01"], out["n10"]) == (2, 10)
+    assert out["p_value"] == pytest.approx(sps.binomtest(2, 12, 0.5).pvalue)
+    # two-sided exact binomial by hand: 2 * P(X <= 2), X ~ Bin(12, 1/2)
+    assert out["p_value"] == pytest.approx(2 * (1 + 12 + 66) / 2**12)
+    assert mcnemar(y, pred_b, pred_a)["p_value"] == out["p_value"]
+
+
+def test_mcnemar_no_discordant_pairs():
+    y = np.array([0, 1, 2, 1])
+    assert mcnemar(y, y, y.copy()) == {"n01": 0, "n10": 0, "p_value": 1.0}
+
+
+def test_labels_are_checked():
+    with pytest.raises(ValueError):
+        mcnemar(np.array([0, 1]), np.array([0]), np.array([0, 1]))
+    with pytest.raises(ValueError):
+        bootstrap_ci(np.array([], int), np.array([], int), accuracy)
+    with pytest.raises(ValueError, match="out of range"):
+        metric_fn("f1", 2)(np.array([0, 2]), np.array([0, 1]))
+    assert isinstance(metric_fn("accuracy"), Metric)
