@@ -178,13 +178,3 @@ def atomic_save(obj: object, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def synthetic_counts(train_counts: list[int], per_class: int | None, multiplier: float) -> list[int]:
-    """How many synthetic images to draw per class."""
-    n = per_class if per_class is not None else int(round(multiplier * max(train_counts)))
-    return [max(n, 1)] * len(train_counts)
-
-
-def labels_for(counts: list[int]) -> torch.Tensor:
-    return torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from augkit.interfaces import Plugin
 from augkit.plugins import PluginError, Registry, get_plugin_manager
 
-Regime = Literal["real", "fake", "fake+real"]
+Regime = Literal["real", "fake", "fake+real", "real+classic", "real+oversample"]
 
 # Recipe keys shared with every plugin whose Options declare a field of the same name, in the
 # sections that work on preprocessed images (a dataset's own image_size is its native size).
@@ -63,6 +63,9 @@ class SyntheticSpec(Strict):
         None, ge=1, description="synthetic images per class; default: multiplier x the largest real class"
     )
     multiplier: float = Field(1.0, gt=0, description="used when per_class is not set")
+    balance: bool = Field(
+        False, description="fake+real (and real+classic) add exactly what balances the classes, instead of per_class"
+    )
     batch_size: int = Field(64, ge=1, description="images generated per batch")
 
 
@@ -74,8 +77,31 @@ class SelectionSpec(Strict):
 
 class EvaluationSpec(Strict):
     regimes: list[Regime] = Field(
-        default_factory=lambda: ["real", "fake", "fake+real"], min_length=1, description="training data regimes"
+        default_factory=lambda: ["real", "fake", "fake+real", "real+classic", "real+oversample"],
+        min_length=1,
+        description="training data regimes (see augkit.study)",
     )
+    ratios: list[float] = Field(
+        default_factory=list, description="synthetic:real ratio sweep, e.g. [0.5, 1, 2, 4]: adds regimes fake+real@R"
+    )
+    seeds: int = Field(3, ge=1, le=50, description="classifier trainings per regime, seeds seed .. seed+seeds-1")
+
+    @field_validator("ratios")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(r <= 0 for r in v):
+            raise ValueError(f"ratios must be positive, got {v}")
+        return v
+
+    @field_validator("regimes")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"a regime is listed twice: {v}")
+        return v
+
+    def all_regimes(self) -> list[str]:
+        return [*self.regimes, *(f"fake+real@{r:g}" for r in self.ratios)]
 
 
 class Recipe(Strict):

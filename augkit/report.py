@@ -13,15 +13,36 @@ import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
+def _ci(stat: dict | None, scale: float = 1.0, digits: int = 3) -> str:
+    if not stat or stat.get("low") is None:
+        return "n/a"
+    return f"{scale * stat['low']:.{digits}f}-{scale * stat['high']:.{digits}f}"
+
+
+def _p(m: dict, name: str) -> str:
+    vs = m.get("vs_real", {}).get(name)
+    if vs is None:
+        return ""
+    return f"{vs['difference']:+.3f} (p={vs['p_value']:.3f})"
+
+
 def results_table(metrics: dict) -> str:
-    """The paper's Table I/II form: one row per regime, macro metrics from one confusion matrix."""
+    """The paper's Table I/II form, plus uncertainty: one row per regime.
+
+    Accuracy, precision, recall and F1 are macro metrics of the regime's confusion matrix
+    (pooled over seeds); the seed CI is the Student-t 95 % interval over seeds; the test CI
+    is a bootstrap over test images of the seed mean; vs real is the paired difference.
+    """
     lines = [
-        "| Training data | Accuracy (%) | Precision | Recall | F1 |",
-        "|---|---:|---:|---:|---:|",
+        "| Training data | Accuracy (%) | Precision | Recall | F1 | AUC | Accuracy 95% CI (seeds) | F1 95% CI (test images) | F1 vs real |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for regime, m in metrics["regimes"].items():
+        auc = m.get("seeds", {}).get("auc", {}).get("mean")
         lines.append(
-            f"| {regime} | {100 * m['accuracy']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} |"
+            f"| {regime} | {100 * m['accuracy']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} "
+            f"| {'n/a' if auc is None else f'{auc:.3f}'} | {_ci(m.get('seeds', {}).get('accuracy'), 100, 1)} "
+            f"| {_ci(m.get('bootstrap', {}).get('f1'))} | {_p(m, 'f1')} |"
         )
     return "\n".join(lines)
 
@@ -52,6 +73,84 @@ def write_results_md(
         text += ["    " + " ".join(f"{v:5d}" for v in row) for row in m["confusion_matrix"]]
         text.append("")
     Path(path).write_text("\n".join(text), encoding="utf-8")
+
+
+def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
+    """The study's figures: classifier loss curves, confusion matrices, metrics by regime, ratio sweep."""
+    regimes = list(metrics["regimes"])
+    classes = metrics["classes"]
+    first_seed = metrics["seeds"][0]
+
+    # the paper's Figure 8: train / validation loss per regime (first seed)
+    fig, axes = plt.subplots(1, len(regimes), figsize=(3.2 * len(regimes), 2.8), dpi=100, squeeze=False)
+    for ax, regime in zip(axes[0], regimes):
+        rows = [r for r in curves if r["regime"] == regime and r["seed"] == first_seed]
+        for key in ("train_loss", "val_loss"):
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=key.replace("_", " "))
+        ax.set_title(regime, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("loss")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "classifier_losses.png")
+    plt.close(fig)
+
+    # confusion matrices, pooled over seeds
+    fig, axes = plt.subplots(1, len(regimes), figsize=(2.8 * len(regimes), 2.9), dpi=100, squeeze=False)
+    for ax, regime in zip(axes[0], regimes):
+        cm = np.asarray(metrics["regimes"][regime]["confusion_matrix"])
+        ax.imshow(cm, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="black" if v < cm.max() / 2 else "white")
+        ax.set_xticks(range(len(classes)), classes, fontsize=7, rotation=30)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        ax.set_title(regime, fontsize=9)
+        ax.set_xlabel("predicted", fontsize=8)
+    axes[0][0].set_ylabel("true", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "confusion_matrices.png")
+    plt.close(fig)
+
+    # metric by regime, with the seed CI as error bars
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(regimes)), 3.2), dpi=100)
+    width = 0.2
+    for k, name in enumerate(("accuracy", "balanced_accuracy", "f1")):
+        means, errs = [], [[], []]
+        for regime in regimes:
+            st = metrics["regimes"][regime]["seeds"].get(name, {})
+            mean = st.get("mean", np.nan)
+            means.append(mean)
+            errs[0].append(mean - st["low"] if st.get("low") is not None else 0)
+            errs[1].append(st["high"] - mean if st.get("high") is not None else 0)
+        ax.bar(np.arange(len(regimes)) + (k - 1) * width, means, width, yerr=errs, capsize=3, label=name.replace("_", " "))
+    ax.set_xticks(range(len(regimes)), regimes, fontsize=8, rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("mean over seeds (95% CI)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_dir / "metrics_by_regime.png")
+    plt.close(fig)
+
+    sweep = sorted((float(r.split("@")[1]), r) for r in regimes if "@" in r)
+    if sweep:
+        if "real" in metrics["regimes"]:
+            sweep = [(0.0, "real"), *sweep]
+        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        for name in ("accuracy", "f1"):
+            stats = [metrics["regimes"][r]["seeds"][name] for _, r in sweep]
+            x = [ratio for ratio, _ in sweep]
+            ax.plot(x, [s["mean"] for s in stats], marker="o", label=name)
+            if all(s.get("low") is not None for s in stats):
+                ax.fill_between(x, [s["low"] for s in stats], [s["high"] for s in stats], alpha=0.2)
+        ax.set_xlabel("synthetic : real ratio (0 = real only)")
+        ax.set_ylabel("mean over seeds (95% CI)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(out_dir / "ratio_sweep.png")
+        plt.close(fig)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -135,9 +234,11 @@ def before_after(pairs: list[tuple[np.ndarray, np.ndarray, str]], path: Path) ->
     plt.close(fig)
 
 
-def class_grids(images: Tensor, labels: Tensor, classes: list[str], out_dir: Path, *, per_class: int = 16) -> None:
+def class_grids(images: Tensor, labels: Tensor, classes: list[str], out_dir: Path, *, per_class: int = 16,
+                prefix: str = "") -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for c, name in enumerate(classes):
         chosen = images[labels == c][:per_class]
         if len(chosen):
-            image_grid(chosen, out_dir / f"{name}.png", title=f"synthetic: {name}")
+            kind = "real" if prefix else "synthetic"
+            image_grid(chosen, out_dir / f"{prefix}{name}.png", title=f"{kind}: {name}")

@@ -21,9 +21,9 @@ import yaml
 
 import augkit
 from augkit import data as D
-from augkit import metrics as M
 from augkit import report
 from augkit import splits as S
+from augkit import run_report, study
 from augkit.interfaces import LabeledImages
 from augkit.plugins import get_plugin_manager
 from augkit.progress import Progress, no_progress
@@ -86,9 +86,14 @@ def run(
         with _timed(timings, "generator"):
             generator, checkpoint = train_generator(resolved, train, val, run_dir, progress, resume=bool(resume))
         with _timed(timings, "sample"):
-            synthetic = sample_synthetic(resolved, generator, checkpoint, train, run_dir, progress)
+            pool, needs = sample_synthetic(resolved, generator, checkpoint, train, run_dir, progress)
         with _timed(timings, "classifiers"):
-            metrics = evaluate_regimes(resolved, train, val, test, synthetic, run_dir, progress)
+            seeds = [recipe.seed + i for i in range(recipe.evaluation.seeds)]
+            metrics = study.evaluate(resolved, train, val, test, pool, needs, run_dir, progress,
+                                     regimes=recipe.evaluation.all_regimes(), seeds=seeds)
+        for warning in metrics["warnings"]:
+            log.warning(warning)
+            _append_warning(run_dir, warning)
 
         _write_json(run_dir / "metrics.json", metrics)
         report.write_csv(
@@ -104,6 +109,7 @@ def run(
             warnings=warnings_file.read_text().splitlines() if warnings_file.exists() else [],
             data=summary,
         )
+        run_report.write(run_dir)
         _write_json(run_dir / "timings.json", timings)
         log.info("done in %.0f s", sum(timings.values()))
     return run_dir
@@ -180,15 +186,21 @@ def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: Labeled
     return generator, last
 
 
-def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages, run_dir: Path, progress) -> LabeledImages:
+def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages, run_dir: Path, progress):
+    """Sample the synthetic pool every regime draws from; export it with its manifest."""
     recipe = resolved.recipe
-    counts = D.synthetic_counts(train.counts(), recipe.synthetic.per_class, recipe.synthetic.multiplier)
-    labels = D.labels_for(counts)
-    size = recipe.synthetic.batch_size
+    spec = recipe.synthetic
+    needs = study.synthetic_needs(
+        recipe.evaluation.all_regimes(), train.counts(), per_class=spec.per_class, multiplier=spec.multiplier,
+        balance=spec.balance,
+    )
+    counts = study.pool_counts(needs, len(train.classes))
+    labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
     images = []
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        for x, y, seed in generate_batches(generator, labels, seed=recipe.seed, batch_size=size, progress=progress):
+        for x, y, seed in generate_batches(generator, labels, seed=recipe.seed, batch_size=spec.batch_size,
+                                           progress=progress):
             images.append(x)
             yield x, y, seed
 
@@ -200,10 +212,12 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
     }
     shutil.rmtree(run_dir / "synthetic", ignore_errors=True)  # a resumed run's partial export
     resolved.build("exporter").export(batches(), train.classes, run_dir / "synthetic", provenance)
-    synthetic = LabeledImages(torch.cat(images), labels, train.classes)
-    report.class_grids(synthetic.images, synthetic.labels, synthetic.classes, run_dir / "samples")
-    log.info("sampled %d synthetic images (%s per class)", len(synthetic), counts[0])
-    return synthetic
+    shape = (0, *train.images.shape[1:])
+    pool = LabeledImages(torch.cat(images) if images else torch.empty(shape), labels, train.classes)
+    report.class_grids(pool.images, pool.labels, pool.classes, run_dir / "samples")
+    report.class_grids(train.images, train.labels, train.classes, run_dir / "samples", prefix="real_")
+    log.info("sampled %d synthetic images (%s per class)", len(pool), ", ".join(map(str, counts)))
+    return pool, needs
 
 
 def generate_batches(generator, labels: torch.Tensor, *, seed: int, batch_size: int, progress: Progress = no_progress):
@@ -228,30 +242,6 @@ def write_preview(source, prep, n: int, path: Path) -> None:
         except Exception as exc:  # the preprocessing stage reports bad files; the preview skips them
             log.info("preview: %s not shown (%s)", s.key, exc)
     report.before_after(pairs, path)
-
-
-REGIME_DATA = {
-    "real": lambda real, fake: real,
-    "fake": lambda real, fake: fake,
-    "fake+real": lambda real, fake: LabeledImages.concat([real, LabeledImages(fake.images, fake.labels, real.classes)]),
-}
-
-
-def evaluate_regimes(resolved, train, val, test, synthetic, run_dir: Path, progress) -> dict:
-    recipe = resolved.recipe
-    results, curves = {}, []
-    for regime in recipe.evaluation.regimes:
-        classifier = resolved.build("classifier")
-        data = REGIME_DATA[regime](train, synthetic)
-        total = getattr(classifier.options, "epochs", None)
-        for row in progress(classifier.fit(data, val, seed=recipe.seed), f"classifier {regime}", total):
-            curves.append({"regime": regime, **row})
-        pred = classifier.predict_proba(test.images).argmax(1)
-        cm = M.confusion_matrix(test.labels.numpy(), pred.numpy(), len(test.classes))
-        results[regime] = M.from_confusion(cm, test.classes)
-        log.info("%s: accuracy %.3f, macro F1 %.3f", regime, results[regime]["accuracy"], results[regime]["f1"])
-    report.write_csv(curves, run_dir / "classifier_losses.csv")
-    return {"classes": list(test.classes), "test_counts": test.counts(), "regimes": results}
 
 
 # -- the run folder -------------------------------------------------------------------------

@@ -254,3 +254,44 @@ def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
     n01, n10 = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
     p_value = 1.0 if n01 + n10 == 0 else float(sps.binomtest(n01, n01 + n10, 0.5).pvalue)
     return {"n01": n01, "n10": n10, "p_value": p_value}
+
+
+def bootstrap_seeds(
+    y_true: np.ndarray,
+    preds: Sequence[np.ndarray],
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    reference: Sequence[np.ndarray] | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """The seed-averaged metric over resampled test images, optionally paired with a baseline.
+
+    ``preds`` holds one prediction vector per training seed. Every seed, and every seed of
+    ``reference``, is scored on the same resampled images, so the interval is the test-set
+    noise of the seed mean, and ``difference`` / ``p_value`` compare the two seed means
+    image by image (as ``paired_bootstrap`` does for one model each). Returns
+    ``{"estimate", "low", "high"}`` plus ``{"difference", "diff_low", "diff_high", "p_value"}``
+    with a reference.
+    """
+    arrays = _labels(y_true, *preds, *(reference or ()))
+    y_true, preds, reference = arrays[0], arrays[1 : 1 + len(preds)], arrays[1 + len(preds) :]
+    _check_confidence(confidence)
+    alpha = 1 - confidence
+    scores = _boot_scores(metric, y_true, [*preds, *reference], n_boot, seed)
+    mine = scores[: len(preds)].mean(0)
+    estimate = float(np.mean([metric(y_true, p) for p in preds]))
+    low, high = np.quantile(mine, [alpha / 2, 1 - alpha / 2])
+    out = {"estimate": estimate, "low": float(low), "high": float(high)}
+    if reference:
+        diffs = mine - scores[len(preds) :].mean(0)
+        difference = estimate - float(np.mean([metric(y_true, p) for p in reference]))
+        if difference == 0:
+            p_value = 1.0
+        else:
+            count = int((diffs <= 0).sum() if difference > 0 else (diffs >= 0).sum())
+            p_value = min(1.0, 2 * (count + 1) / (n_boot + 1))
+        d_low, d_high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+        out.update(difference=difference, diff_low=float(d_low), diff_high=float(d_high), p_value=p_value)
+    return out

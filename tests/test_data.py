@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import augkit
-from augkit.data import DataError, anonymise_group, load_and_preprocess, synthetic_counts
+from augkit.data import DataError, anonymise_group, load_and_preprocess
 from augkit.splits import split_by_patient, split_keeping_source_test
 
 
@@ -62,12 +62,6 @@ def test_groups_are_stored_only_as_hashes():
     assert anonymise_group("PAT-123") != "PAT-123"
     assert anonymise_group("PAT-123") == anonymise_group("PAT-123")
     assert "PAT" not in anonymise_group("PAT-123")
-
-
-def test_synthetic_counts():
-    assert synthetic_counts([10, 40, 5], None, 1.0) == [40, 40, 40]
-    assert synthetic_counts([10, 40, 5], None, 0.5) == [20, 20, 20]
-    assert synthetic_counts([10, 40, 5], 7, 1.0) == [7, 7, 7]
 
 
 def _broken():

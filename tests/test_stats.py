@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -159,16 +157,6 @@ def test_vectorised_bootstrap_equals_plain_callable(name):
     assert fast == pytest.approx(slow)
 
 
-def test_bootstrap_is_fast():
-    rng = np.random.default_rng(5)
-    y = rng.integers(0, 3, 500)
-    pred = noisy(rng, y, 3, 0.8)
-    bootstrap_ci(y, pred, accuracy)  # warm-up
-    start = time.perf_counter()
-    bootstrap_ci(y, pred, accuracy, n_boot=1000)
-    assert time.perf_counter() - start < 0.2
-
-
 def test_bootstrap_chunks_give_the_same_answer_for_large_test_sets(monkeypatch):
     rng = np.random.default_rng(6)
     y = rng.integers(0, 2, 300)
@@ -239,3 +227,20 @@ def test_labels_are_checked():
     with pytest.raises(ValueError, match="out of range"):
         metric_fn("f1", 2)(np.array([0, 2]), np.array([0, 1]))
     assert isinstance(metric_fn("accuracy"), Metric)
+
+
+def test_bootstrap_seeds_reduces_to_paired_bootstrap_for_one_seed():
+    from augkit.stats import bootstrap_seeds, metric_fn, paired_bootstrap
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 200)
+    a = np.where(rng.random(200) < 0.6, y, rng.integers(0, 3, 200))
+    b = np.where(rng.random(200) < 0.8, y, rng.integers(0, 3, 200))
+    f1 = metric_fn("f1", 3)
+    one = bootstrap_seeds(y, [b], f1, reference=[a], seed=1)
+    paired = paired_bootstrap(y, a, b, f1, seed=1)
+    assert one["difference"] == pytest.approx(paired["difference"])
+    assert one["p_value"] == pytest.approx(paired["p_value"])
+    assert one["low"] <= one["estimate"] <= one["high"]
+    three = bootstrap_seeds(y, [b, b, a], f1, reference=[a, a, a], seed=1)
+    assert three["difference"] == pytest.approx(2 / 3 * paired["difference"])

@@ -26,6 +26,13 @@ RUN_FILES = [
     "samples/normal.png",
     "samples/bacteria.png",
     "samples/virus.png",
+    "samples/real_virus.png",
+    "report.md",
+    "report.html",
+    "classifier_losses.png",
+    "confusion_matrices.png",
+    "metrics_by_regime.png",
+    "ratio_sweep.png",
 ]
 
 
@@ -51,10 +58,19 @@ def test_run_writes_every_promised_file(two_runs):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["classes"] == ["normal", "bacteria", "virus"]
-    assert set(metrics["regimes"]) == {"real", "fake", "fake+real"}
-    for m in metrics["regimes"].values():
-        assert set(m) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix"}
-        assert sum(map(sum, m["confusion_matrix"])) == sum(metrics["test_counts"])
+    assert list(metrics["regimes"]) == ["real", "fake", "fake+real", "real+classic", "real+oversample", "fake+real@1"]
+    assert metrics["seeds"] == [0, 1]
+    for regime, m in metrics["regimes"].items():
+        assert set(m) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix", "seeds", "bootstrap"}
+        # one split for every regime and seed: each run saw exactly the same real test images
+        assert sum(map(sum, m["confusion_matrix"])) == 2 * sum(metrics["test_counts"])
+        for run in m["runs"]:
+            assert [sum(row) for row in run["confusion_matrix"]] == metrics["test_counts"]
+            assert run["f1"] <= (run["precision"] + run["recall"]) / 2 + 1e-12
+        assert m["f1"] <= (m["precision"] + m["recall"]) / 2 + 1e-12
+        assert m["seeds"]["accuracy"]["low"] <= m["seeds"]["accuracy"]["mean"] <= m["seeds"]["accuracy"]["high"]
+        if regime != "real":
+            assert 0 < m["vs_real"]["f1"]["p_value"] <= 1
     assert "| fake+real |" in (run_dir / "results.md").read_text()
     assert "Accuracy (%)" in result.output  # the table is printed at the end
 

@@ -1,0 +1,194 @@
+"""The run report: ``report.md`` and a self-contained ``report.html`` built from a run folder.
+
+Everything comes from the files the stages wrote (no recomputation), so a report can be
+rebuilt at any time. The HTML embeds its images and needs no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from augkit.report import results_table
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Image:
+    path: str  # relative to the report's folder
+    caption: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+def _load(path: Path, default=None):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def _md_table(md: str) -> Table:
+    lines = [line.strip().strip("|").split("|") for line in md.strip().splitlines()]
+    return Table([c.strip() for c in lines[0]], [[c.strip() for c in row] for row in lines[2:]])
+
+
+def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
+    """The report's content, in order. ``out_dir`` holds the study (an evaluation's own folder)."""
+    out_dir = out_dir or run_dir
+    metrics = _load(out_dir / "metrics.json")
+    data = _load(run_dir / "data.json", {})
+    recipe = (run_dir / "recipe.yaml").read_text() if (run_dir / "recipe.yaml").exists() else ""
+    classes = metrics["classes"]
+    rel = lambda p: Path(p).relative_to(out_dir).as_posix() if out_dir == run_dir else Path("..", "..", Path(p).relative_to(run_dir)).as_posix()  # noqa: E731
+    out: list = [Heading(f"augkit report: {run_dir.name}", 1)]
+
+    warnings = list(metrics.get("warnings", []))
+    if (run_dir / "warnings.txt").exists():
+        warnings = list(dict.fromkeys((run_dir / "warnings.txt").read_text().splitlines() + warnings))
+    out += [Heading("Warnings")]
+    out += [Bullets(warnings)] if warnings else [Para("None.")]
+
+    out += [Heading("Data")]
+    if data:
+        out.append(Table(
+            ["split", "images", "patients", *classes],
+            [[name, str(s["images"]), str(s["patients"]), *(str(s["per_class"][c]) for c in classes)]
+             for name, s in data["splits"].items()],
+        ))
+        out.append(Para(f"{data['images']} images used; {data['skipped']} skipped"
+                        + (" (reasons in skipped.csv)." if data["skipped"] else ".")
+                        + " Every patient is in exactly one split."))
+    skipped = run_dir / "skipped.csv"
+    if skipped.exists():
+        rows = list(csv.DictReader(open(skipped, newline="")))
+        out.append(Table(["skipped sample", "reason"], [[r["sample"], r["reason"]] for r in rows[:20]]))
+        if len(rows) > 20:
+            out.append(Para(f"... and {len(rows) - 20} more in skipped.csv."))
+
+    out += [Heading("Synthetic images"), Para("Generated images of each class (left) beside real training images (right).")]
+    for c in classes:
+        fake, real = run_dir / "samples" / f"{c}.png", run_dir / "samples" / f"real_{c}.png"
+        if fake.exists():
+            out.append(Image(rel(fake), f"synthetic: {c}"))
+        if real.exists():
+            out.append(Image(rel(real), f"real: {c}"))
+
+    out += [Heading("Generator training")]
+    if (run_dir / "losses.png").exists():
+        out.append(Image(rel(run_dir / "losses.png"), "generator and discriminator losses"))
+    selection = _load(run_dir / "selection.json")
+    if selection and selection.get("scores"):
+        judge = selection.get("judge_val_accuracy")
+        out.append(Para(
+            "At each checkpoint a small CNN trained on the real training split labels generated images: conditional "
+            "accuracy is how often it recognises the requested class; diversity is the generated images' spread "
+            f"relative to real ones. The CNN recognises {100 * judge:.0f}% of real validation images (balanced)."
+        ))
+        out.append(Table(
+            ["iteration", "conditional accuracy", "diversity", "score"],
+            [[str(s["step"]), f"{s['conditional_accuracy']:.2f}", f"{s['diversity']:.2f}", f"{s['score']:.2f}"]
+             for s in selection["scores"]],
+        ))
+
+    out += [Heading("Classifier study"), Para(
+        f"Classifier trained under each regime with seeds {', '.join(map(str, metrics['seeds']))}; every figure is "
+        f"measured on the real test split ({sum(metrics['test_counts'])} images: "
+        + ", ".join(f"{c} {n}" for c, n in zip(classes, metrics["test_counts"]))
+        + "). Accuracy, precision, recall and F1 are macro metrics of one confusion matrix per regime (pooled over "
+        "seeds); seed CI: Student-t over seeds; test CI: bootstrap over test images; vs real: paired bootstrap "
+        "difference and two-sided p-value."
+    ), _md_table(results_table(metrics))]
+    for name, caption in (
+        ("metrics_by_regime.png", "metrics by regime (mean over seeds, 95% CI)"),
+        ("confusion_matrices.png", "confusion matrices (pooled over seeds)"),
+        ("classifier_losses.png", "classifier train / validation loss per regime (the paper's Figure 8)"),
+        ("ratio_sweep.png", "synthetic:real ratio sweep"),
+    ):
+        if (out_dir / name).exists():
+            out.append(Image(name, caption))
+
+    out += [Heading("Recipe"), Para("The fully resolved recipe of this run:"), Table(["recipe.yaml"], [[recipe]])]
+    return out
+
+
+def to_markdown(content: list) -> str:
+    lines = []
+    for b in content:
+        if isinstance(b, Heading):
+            lines += ["#" * b.level + " " + b.text, ""]
+        elif isinstance(b, Para):
+            lines += [b.text, ""]
+        elif isinstance(b, Bullets):
+            lines += [f"- {item}" for item in b.items] + [""]
+        elif isinstance(b, Image):
+            lines += [f"![{b.caption}]({b.path})", ""]
+        elif isinstance(b, Table):
+            if b.header == ["recipe.yaml"]:
+                lines += ["```yaml", b.rows[0][0].rstrip(), "```", ""]
+                continue
+            lines += ["| " + " | ".join(b.header) + " |", "|" + "---|" * len(b.header)]
+            lines += ["| " + " | ".join(row) + " |" for row in b.rows] + [""]
+    return "\n".join(lines)
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{display:inline-block;margin:.5em}
+figcaption{font-size:13px;color:#555}img{max-width:100%}pre{background:#f6f6f6;padding:1em;text-align:left;overflow:auto}
+li{margin:.3em 0;color:#8a4b00}"""
+
+
+def to_html(content: list, base: Path) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>augkit report</title>",
+             f"<style>{STYLE}</style></head><body>"]
+    for b in content:
+        if isinstance(b, Heading):
+            parts.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+        elif isinstance(b, Para):
+            parts.append(f"<p>{html.escape(b.text)}</p>")
+        elif isinstance(b, Bullets):
+            parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, Image):
+            data = base64.b64encode((base / b.path).read_bytes()).decode()
+            parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(b.caption)}'>"
+                         f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+        elif isinstance(b, Table):
+            if b.header == ["recipe.yaml"]:
+                parts.append(f"<pre>{html.escape(b.rows[0][0])}</pre>")
+                continue
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in b.rows)
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
+    """Write report.md and report.html into ``out_dir`` (default: the run folder)."""
+    out_dir = out_dir or run_dir
+    content = blocks(run_dir, out_dir)
+    md, page = out_dir / "report.md", out_dir / "report.html"
+    md.write_text(to_markdown(content), encoding="utf-8")
+    page.write_text(to_html(content, out_dir), encoding="utf-8")
+    return md, page

@@ -1,0 +1,183 @@
+"""The classifier study: one classifier per regime and seed, scored on the real test split.
+
+Regimes (training data; validation and test are always the real splits):
+
+* ``real``: the real training split;
+* ``fake``: synthetic images only (``synthetic`` in the recipe sets how many per class);
+* ``fake+real``: both (with ``synthetic.balance``, just enough synthetic images to balance);
+* ``real+classic``: real plus the same number of classically augmented copies of real images
+  (shifts, small rotations and zooms, intensity): the baseline a reviewer asks for first;
+* ``real+oversample``: real plus repeated minority images until the classes balance;
+* ``fake+real@R`` (``evaluation.ratios``): real plus R x (real count) synthetic images,
+  spread evenly over the classes.
+
+Every regime shares the split, the test images and the classifier seeds, so comparisons
+are paired: ``vs_real`` is a paired bootstrap of the seed-averaged metric over test images.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from augkit import metrics as M
+from augkit import stats
+from augkit.interfaces import LabeledImages
+
+log = logging.getLogger("augkit")
+
+SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
+
+
+def synthetic_needs(regimes: list[str], train_counts: list[int], *, per_class: int | None, multiplier: float,
+                    balance: bool) -> dict[str, list[int]]:
+    """Synthetic (or classically augmented) images per class that each regime adds."""
+    k, biggest = len(train_counts), max(train_counts)
+    equal = [per_class if per_class is not None else max(1, round(multiplier * biggest))] * k
+    added = [biggest - c for c in train_counts] if balance else equal
+    needs = {}
+    for regime in regimes:
+        if regime == "fake":
+            needs[regime] = equal
+        elif regime in ("fake+real", "real+classic"):
+            needs[regime] = added
+        elif regime.startswith("fake+real@"):
+            ratio = float(regime.split("@", 1)[1])
+            needs[regime] = [round(ratio * sum(train_counts) / k)] * k
+    return needs
+
+
+def pool_counts(needs: dict[str, list[int]], n_classes: int) -> list[int]:
+    """Per class, the most any synthetic regime takes: sampled once, each regime takes a prefix."""
+    synthetic = [v for r, v in needs.items() if r != "real+classic"]
+    return [max((v[c] for v in synthetic), default=0) for c in range(n_classes)]
+
+
+def take(pool: LabeledImages, counts: list[int]) -> LabeledImages:
+    """The first ``counts[c]`` pool images of each class c."""
+    index = torch.cat([torch.nonzero(pool.labels == c).flatten()[:n] for c, n in enumerate(counts)])
+    return pool.subset(index)
+
+
+def classic_augment(x: Tensor, rng: torch.Generator) -> Tensor:
+    """Shift (+-6 %), rotate (+-10 degrees), zoom (0.9-1.1), +-10 % brightness and contrast."""
+    n = len(x)
+    u = lambda *shape: 2 * torch.rand(*shape, generator=rng) - 1  # noqa: E731  uniform in [-1, 1]
+    angle = u(n) * math.pi / 18
+    scale = 1 + 0.1 * u(n)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, 0.06 * u(n)], 1), torch.stack([sin, cos, 0.06 * u(n)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x + 1, grid, padding_mode="zeros", align_corners=False) - 1  # background stays -1
+    return (out * (1 + 0.1 * u(n, 1, 1, 1)) + 0.1 * u(n, 1, 1, 1)).clamp(-1, 1)
+
+
+def regime_data(regime: str, train: LabeledImages, pool: LabeledImages, needs: dict[str, list[int]], seed: int
+                ) -> LabeledImages:
+    rng = torch.Generator().manual_seed(seed)
+    if regime == "real":
+        return train
+    if regime == "fake":
+        return _relabel(take(pool, needs["fake"]), train.classes)
+    if regime == "real+classic":
+        picks = [torch.nonzero(train.labels == c).flatten() for c in range(len(train.classes))]
+        index = torch.cat([p[torch.randint(len(p), (n,), generator=rng)] for p, n in zip(picks, needs[regime]) if n])
+        extra = LabeledImages(classic_augment(train.images[index], rng), train.labels[index], train.classes)
+        return LabeledImages.concat([train, extra])
+    if regime == "real+oversample":
+        counts = train.counts()
+        picks = [torch.nonzero(train.labels == c).flatten() for c in range(len(counts))]
+        extra = [p[torch.randint(len(p), (max(counts) - len(p),), generator=rng)] for p in picks if len(p)]
+        return train.subset(torch.cat([torch.arange(len(train)), *extra]))
+    return LabeledImages.concat([train, _relabel(take(pool, needs[regime]), train.classes)])
+
+
+def _relabel(data: LabeledImages, classes: list[str]) -> LabeledImages:
+    return LabeledImages(data.images, data.labels, classes)
+
+
+def run_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict:
+    pred = proba.argmax(1)
+    out = M.from_confusion(M.confusion_matrix(y_true, pred, len(classes)), classes)
+    out["auc"] = stats.roc_auc_ovr(y_true, proba)["macro"]
+    return out
+
+
+def summarise(runs: dict[str, list[dict]], preds: dict[str, list[np.ndarray]], y_true: np.ndarray,
+              classes: list[str], seed: int) -> dict:
+    """Per regime: metrics of the confusion matrix pooled over seeds, seed CIs, test-image CIs, vs real."""
+    k = len(classes)
+    out = {}
+    for regime, rs in runs.items():
+        pooled = np.sum([r["confusion_matrix"] for r in rs], axis=0)
+        summary = M.from_confusion(pooled, classes)
+        summary["seeds"] = {
+            name: stats.mean_ci([r[name] for r in rs]) for name in SUMMARY_METRICS if all(r[name] is not None for r in rs)
+        }
+        summary["bootstrap"] = {}
+        for name in ("accuracy", "f1"):
+            reference = preds["real"] if regime != "real" and "real" in preds else None
+            result = stats.bootstrap_seeds(y_true, preds[regime], stats.metric_fn(name, k), reference=reference, seed=seed)
+            summary["bootstrap"][name] = {key: result[key] for key in ("estimate", "low", "high")}
+            if reference is not None:
+                summary.setdefault("vs_real", {})[name] = {
+                    key: result[key] for key in ("difference", "diff_low", "diff_high", "p_value")
+                }
+        summary["runs"] = rs
+        out[regime] = summary
+    return out
+
+
+def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str], min_per_class: int = 10) -> list[str]:
+    """What a careful reviewer would say about these numbers."""
+    warnings = []
+    if sum(test_counts) < 100:
+        warnings.append(f"the test split has only {sum(test_counts)} images: expect wide confidence intervals")
+    for name, n in zip(classes, test_counts):
+        if n < min_per_class:
+            warnings.append(f"class {name} has {n} test images (< {min_per_class}): its precision and recall are unreliable")
+    regimes = metrics["regimes"]
+    if "fake" in regimes and "real" in regimes and regimes["fake"]["accuracy"] > regimes["real"]["accuracy"]:
+        warnings.append(
+            "fake-only beats real-only: check for leakage between generator training and the test split, "
+            "or a task too easy to tell anything apart"
+        )
+    return warnings
+
+
+def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, pool: LabeledImages,
+             needs: dict[str, list[int]], out_dir, progress, *, regimes: list[str], seeds: list[int]) -> dict:
+    """Train one classifier per (regime, seed); write classifier_losses.csv; return metrics.json's content."""
+    from augkit import report  # plotting stays out of the import path of library users
+
+    y_true = test.labels.numpy()
+    runs: dict[str, list[dict]] = {}
+    preds: dict[str, list[np.ndarray]] = {}
+    curves = []
+    for regime in regimes:
+        data = regime_data(regime, train, pool, needs, seed=seeds[0])
+        for seed in seeds:
+            classifier = resolved.build("classifier")
+            total = getattr(classifier.options, "epochs", None)
+            for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", total):
+                curves.append({"regime": regime, "seed": seed, **row})
+            proba = classifier.predict_proba(test.images).numpy()
+            run = {"seed": seed, "train_images": len(data), **run_metrics(y_true, proba, test.classes)}
+            runs.setdefault(regime, []).append(run)
+            preds.setdefault(regime, []).append(proba.argmax(1))
+            log.info("%s, seed %d: accuracy %.3f, macro F1 %.3f", regime, seed, run["accuracy"], run["f1"])
+    report.write_csv(curves, out_dir / "classifier_losses.csv")
+    metrics = {
+        "classes": list(test.classes),
+        "test_counts": test.counts(),
+        "seeds": seeds,
+        "regimes": summarise(runs, preds, y_true, test.classes, seed=seeds[0]),
+    }
+    metrics["warnings"] = reviewer_warnings(metrics, test.counts(), test.classes)
+    report.plot_study(metrics, curves, out_dir)
+    return metrics
