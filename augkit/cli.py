@@ -1,4 +1,4 @@
-"""The ``augkit`` command line: run, resume, generate, validate, plugins."""
+"""The ``augkit`` command line: run, resume, evaluate, generate, validate, plugins."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def run(
         _fail(str(exc))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     err.print()
-    err.print(results_table(metrics), highlight=False)
+    err.print(results_table(metrics), highlight=False, soft_wrap=True)
     err.print()
     typer.echo(str(run_dir))
 
@@ -80,8 +80,41 @@ def resume(
     logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
     run_recipe(resolved, run_dir.parent, progress=rich_progress(err), resume=run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    err.print(results_table(metrics), highlight=False)
+    err.print(results_table(metrics), highlight=False, soft_wrap=True)
     typer.echo(str(run_dir))
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="a finished run's folder")],
+    seeds: Annotated[Optional[int], typer.Option(min=1, help="classifier seeds per regime")] = None,
+    regimes: Annotated[Optional[str], typer.Option(help="comma-separated, e.g. real,fake+real,real+classic")] = None,
+    ratios: Annotated[Optional[str], typer.Option(help="comma-separated synthetic:real ratios, e.g. 0.5,1,2,4")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Re-run the classifier study on a run's split and generator, without retraining the generator."""
+    from augkit.data import DataError
+    from augkit.progress import rich_progress
+    from augkit.recipe import RecipeError
+    from augkit.report import results_table
+    from augkit.runner import evaluate_run
+
+    if not (run_dir / "splits.json").is_file() or not (run_dir / "checkpoints").is_dir():
+        _fail(f"{run_dir} has no splits.json or checkpoints/: give the folder of a run that trained its generator")
+    overrides = list(set_ or [])
+    if seeds is not None:
+        overrides.append(f"evaluation.seeds={seeds}")
+    if regimes is not None:
+        overrides.append(f"evaluation.regimes=[{regimes}]")
+    if ratios is not None:
+        overrides.append(f"evaluation.ratios=[{ratios}]")
+    logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
+    try:
+        out = evaluate_run(run_dir, overrides, progress=rich_progress(err))
+    except (RecipeError, DataError) as exc:
+        _fail(str(exc))
+    err.print(results_table(json.loads((out / "metrics.json").read_text())), highlight=False, soft_wrap=True)
+    typer.echo(str(out))
 
 
 @app.command()

@@ -115,6 +115,51 @@ def run(
     return run_dir
 
 
+def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress = no_progress) -> Path:
+    """Re-run the classifier study of a finished run (new seeds, regimes, ratios) without retraining the generator.
+
+    Uses the run's own recipe (plus ``overrides``, e.g. ``evaluation.seeds=5``), its split
+    (``splits.json``) and its generator checkpoint; writes into ``run_dir/evaluations/<new folder>``.
+    """
+    from augkit.recipe import load_recipe
+
+    run_dir = Path(run_dir)
+    resolved = load_recipe(run_dir / "recipe.yaml", overrides)
+    recipe = resolved.recipe
+    out_dir = new_run_dir(run_dir / "evaluations", "evaluation")
+    with _log_to(out_dir / "run.log"):
+        (out_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved.to_dict(), sort_keys=False), encoding="utf-8")
+        loaded = D.load_and_preprocess(
+            resolved.build("dataset"), resolved.build("preprocessor"), source_name=recipe.dataset.name,
+            prep_name=recipe.preprocessor.name, cache_dir=recipe.cache_dir or run_dir.parent / ".cache",
+            progress=progress, strict=recipe.strict, workers=recipe.workers,
+        )
+        split = json.loads((run_dir / "splits.json").read_text())
+        train, val, test = (loaded.data.subset(split[k]) for k in ("train", "val", "test"))
+        cls = resolved.plugins["generator"][0]
+        best, last = run_dir / "checkpoints" / "best.pt", run_dir / "checkpoints" / "last.pt"
+        checkpoint = best if best.exists() else last
+        generator = cls.load(checkpoint)
+        log.info("evaluating %s with the generator of %s", run_dir.name, checkpoint.name)
+        spec = recipe.synthetic
+        needs = study.synthetic_needs(recipe.evaluation.all_regimes(), train.counts(), per_class=spec.per_class,
+                                      multiplier=spec.multiplier, balance=spec.balance)
+        counts = study.pool_counts(needs, len(train.classes))
+        labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
+        batches = generate_batches(generator, labels, seed=recipe.seed, batch_size=spec.batch_size, progress=progress)
+        images = [x for x, _, _ in batches]
+        pool = LabeledImages(torch.cat(images) if images else torch.empty((0, *train.images.shape[1:])), labels,
+                             train.classes)
+        seeds = [recipe.seed + i for i in range(recipe.evaluation.seeds)]
+        metrics = study.evaluate(resolved, train, val, test, pool, needs, out_dir, progress,
+                                 regimes=recipe.evaluation.all_regimes(), seeds=seeds)
+        _write_json(out_dir / "metrics.json", metrics)
+        report.write_results_md(metrics, out_dir / "results.md", test_counts=test.counts(),
+                                title=f"Evaluation of {run_dir.name}: {out_dir.name}", warnings=metrics["warnings"])
+        run_report.write(run_dir, out_dir)
+    return out_dir
+
+
 # -- stages ---------------------------------------------------------------------------------
 
 

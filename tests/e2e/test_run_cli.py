@@ -92,3 +92,25 @@ def test_manifest_counts_match_files(two_runs):
     lines = (run_dir / "synthetic/manifest.csv").read_text().splitlines()
     assert lines[0].startswith("file,class,generator")
     assert len(lines) - 1 == len(list((run_dir / "synthetic").rglob("*.png"))) == 36
+
+
+def test_evaluate_reruns_the_study_on_the_same_split(two_runs, cli):
+    run_dir, _ = two_runs[0]
+    result = cli("evaluate", run_dir, "--seeds", "1", "--regimes", "real,fake+real", "--ratios", "")
+    out = Path(result.stdout.strip().splitlines()[-1])
+    assert out.parent == run_dir / "evaluations"
+    metrics = json.loads((out / "metrics.json").read_text())
+    original = json.loads((run_dir / "metrics.json").read_text())
+    assert list(metrics["regimes"]) == ["real", "fake+real"] and metrics["seeds"] == [0]
+    assert metrics["test_counts"] == original["test_counts"]
+    # same split, same data, same seed: the real regime's first run is reproduced exactly
+    assert metrics["regimes"]["real"]["runs"][0] == original["regimes"]["real"]["runs"][0]
+    assert (out / "report.html").exists() and (out / "results.md").exists()
+
+
+def test_report_has_every_section(two_runs):
+    run_dir, _ = two_runs[0]
+    page = (run_dir / "report.html").read_text()
+    for section in ("Warnings", "Data", "Synthetic images", "Generator training", "Classifier study", "Recipe"):
+        assert f">{section}</h2>" in page
+    assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
