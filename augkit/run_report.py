@@ -40,6 +40,11 @@ class Image:
 
 
 @dataclass
+class Row:
+    images: list[Image]  # shown side by side
+
+
+@dataclass
 class Bullets:
     items: list[str]
 
@@ -88,11 +93,10 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
 
     out += [Heading("Synthetic images"), Para("Generated images of each class (left) beside real training images (right).")]
     for c in classes:
-        fake, real = run_dir / "samples" / f"{c}.png", run_dir / "samples" / f"real_{c}.png"
-        if fake.exists():
-            out.append(Image(rel(fake), f"synthetic: {c}"))
-        if real.exists():
-            out.append(Image(rel(real), f"real: {c}"))
+        pair = [Image(rel(run_dir / "samples" / f"{name}.png"), f"{kind}: {c}")
+                for name, kind in ((c, "synthetic"), (f"real_{c}", "real")) if (run_dir / "samples" / f"{name}.png").exists()]
+        if pair:
+            out.append(Row(pair))
 
     out += [Heading("Generator training")]
     if (run_dir / "losses.png").exists():
@@ -143,6 +147,8 @@ def to_markdown(content: list) -> str:
             lines += [f"- {item}" for item in b.items] + [""]
         elif isinstance(b, Image):
             lines += [f"![{b.caption}]({b.path})", ""]
+        elif isinstance(b, Row):
+            lines += [" ".join(f"![{i.caption}]({i.path})" for i in b.images), ""]
         elif isinstance(b, Table):
             if b.header == ["recipe.yaml"]:
                 lines += ["```yaml", b.rows[0][0].rstrip(), "```", ""]
@@ -156,7 +162,7 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{display:inline-block;margin:.5em}
 figcaption{font-size:13px;color:#555}img{max-width:100%}pre{background:#f6f6f6;padding:1em;text-align:left;overflow:auto}
-li{margin:.3em 0;color:#8a4b00}"""
+li{margin:.3em 0;color:#8a4b00}.row{display:flex;gap:1em}.row figure{flex:1;min-width:0}"""
 
 
 def to_html(content: list, base: Path) -> str:
@@ -170,9 +176,9 @@ def to_html(content: list, base: Path) -> str:
         elif isinstance(b, Bullets):
             parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Image):
-            data = base64.b64encode((base / b.path).read_bytes()).decode()
-            parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(b.caption)}'>"
-                         f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+            parts.append(_figure(b, base))
+        elif isinstance(b, Row):
+            parts.append("<div class='row'>" + "".join(_figure(i, base) for i in b.images) + "</div>")
         elif isinstance(b, Table):
             if b.header == ["recipe.yaml"]:
                 parts.append(f"<pre>{html.escape(b.rows[0][0])}</pre>")
@@ -182,6 +188,12 @@ def to_html(content: list, base: Path) -> str:
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _figure(image: Image, base: Path) -> str:
+    data = base64.b64encode((base / image.path).read_bytes()).decode()
+    caption = html.escape(image.caption)
+    return f"<figure><img src='data:image/png;base64,{data}' alt='{caption}'><figcaption>{caption}</figcaption></figure>"
 
 
 def write(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Path]:

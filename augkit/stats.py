@@ -131,11 +131,13 @@ def roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray) -> dict:
     return {"macro": float(np.mean(defined)) if defined else None, "per_class": per_class}
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
+def mean_ci(values: Sequence[float], confidence: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
     """Mean over seeds with a Student-t interval: ``{"mean", "low", "high", "n", "std"}``.
 
     ``std`` is the sample standard deviation (ddof=1). One seed carries no information about
     seed-to-seed spread, so then ``low``, ``high`` and ``std`` are ``None``, never a fake CI.
+    ``bounds`` clips the interval to the metric's range (a t interval over 2 seeds can
+    otherwise claim an accuracy above 100 %).
     """
     x = np.asarray(values, dtype=float)
     if x.ndim != 1 or len(x) == 0:
@@ -148,7 +150,10 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
         return {"mean": mean, "low": None, "high": None, "n": 1, "std": None}
     std = float(x.std(ddof=1))
     half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "std": std}
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"mean": mean, "low": low, "high": high, "n": n, "std": std}
 
 
 def _check_confidence(confidence: float) -> None:

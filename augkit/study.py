@@ -117,7 +117,9 @@ def summarise(runs: dict[str, list[dict]], preds: dict[str, list[np.ndarray]], y
         pooled = np.sum([r["confusion_matrix"] for r in rs], axis=0)
         summary = M.from_confusion(pooled, classes)
         summary["seeds"] = {
-            name: stats.mean_ci([r[name] for r in rs]) for name in SUMMARY_METRICS if all(r[name] is not None for r in rs)
+            name: stats.mean_ci([r[name] for r in rs], bounds=(0.0, 1.0))
+            for name in SUMMARY_METRICS
+            if all(r[name] is not None for r in rs)
         }
         summary["bootstrap"] = {}
         for name in ("accuracy", "f1"):

@@ -244,3 +244,11 @@ def test_bootstrap_seeds_reduces_to_paired_bootstrap_for_one_seed():
     assert one["low"] <= one["estimate"] <= one["high"]
     three = bootstrap_seeds(y, [b, b, a], f1, reference=[a, a, a], seed=1)
     assert three["difference"] == pytest.approx(2 / 3 * paired["difference"])
+
+
+def test_mean_ci_is_clipped_to_the_metric_range():
+    from augkit.stats import mean_ci
+
+    ci = mean_ci([0.7, 0.9], bounds=(0.0, 1.0))
+    assert ci["high"] == 1.0 and ci["low"] >= 0.0
+    assert mean_ci([0.7, 0.9])["high"] > 1.0  # unbounded, the t interval would claim more than 100 %
