@@ -50,3 +50,12 @@ def test_min_epochs_gives_way_to_short_runs_but_not_to_contradictions():
     assert EfficientNetV2.Options().min_epochs == 10
     with pytest.raises(ValidationError, match=r"min_epochs \(5\) is more than epochs \(3\)"):
         EfficientNetV2.Options(epochs=3, min_epochs=5)
+
+
+def test_class_weighting_changes_training_on_imbalanced_data(tiny_images):
+    skewed = tiny_images.subset([i for i in range(24) if i % 3 != 2 or i < 6])
+    out = []
+    for weighting in (False, True):
+        clf = EfficientNetV2(variant="test_efficientnet", epochs=1, batch_size=8, class_weighting=weighting)
+        out.append(next(iter(clf.fit(skewed, skewed, seed=0)))["train_loss"])
+    assert out[0] != out[1]

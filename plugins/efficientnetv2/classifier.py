@@ -36,7 +36,12 @@ class EfficientNetV2(augkit.Classifier):
         lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine-decayed over epochs)")
         weight_decay: float = Field(0.01, ge=0)
         drop_rate: float = Field(0.2, ge=0, lt=1, description="dropout before the classifier head")
-        augment: bool = Field(True, description="small random shifts and intensity jitter during training")
+        augment: bool = Field(
+            True, description="small random shifts, rotations (+-10 degrees) and intensity jitter during training"
+        )
+        class_weighting: bool = Field(
+            False, description="weight the loss by inverse class frequency, so a scarce class counts as much"
+        )
         hflip: bool = Field(
             False, description="random horizontal flips; off by default because left/right carries anatomy (heart side)"
         )
@@ -107,6 +112,10 @@ class EfficientNetV2(augkit.Classifier):
         steps_per_epoch = max(len(train) // o.batch_size, 1)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.epochs * steps_per_epoch)
         best, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
+        weight = None
+        if o.class_weighting:
+            counts = torch.bincount(train.labels, minlength=len(train.classes)).clamp_min(1).float()
+            weight = counts.sum() / (len(counts) * counts)
         for epoch in range(1, o.epochs + 1):
             model.train()
             order = torch.randperm(len(train), generator=rng)
@@ -116,7 +125,7 @@ class EfficientNetV2(augkit.Classifier):
                 x, y = train.images[idx], train.labels[idx]
                 if o.augment:
                     x = _augment(x, rng, o.hflip)
-                loss = F.cross_entropy(model(x), y)
+                loss = F.cross_entropy(model(x), y, weight=weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -149,8 +158,14 @@ class EfficientNetV2(augkit.Classifier):
 
 
 def _augment(x: Tensor, rng: torch.Generator, hflip: bool) -> Tensor:
-    """Shifts of up to 1/16 of the side, +-10% contrast and brightness, optional flips; seeded."""
+    """Rotations of +-10 degrees, shifts of up to 1/16 of the side, +-10% contrast and brightness,
+    optional flips; seeded."""
     n = len(x)
+    angle = (2 * torch.rand(n, generator=rng) - 1) * math.pi / 18
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x + 1, grid, padding_mode="zeros", align_corners=False) - 1  # the background stays -1
     if hflip:
         flip = torch.rand(n, generator=rng) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
