@@ -20,6 +20,8 @@ def test_default_plugins_are_found_through_entry_points(registry):
         ("dataset", "nifti"),
         ("preprocessor", "paper"),
         ("exporter", "png"),
+        ("exporter", "nifti"),
+        ("exporter", "dicom"),
     ]:
         assert expected in names
     assert all(i.distribution == "augkit" for i in registry.all())

@@ -27,3 +27,13 @@ def test_never_overwrites_an_export(tmp_path):
     PNGExporter().export(batches(), ["a", "b"], tmp_path, {})
     with pytest.raises(FileExistsError):
         PNGExporter().export(batches(), ["a", "b"], tmp_path, {})
+
+
+def test_manifest_has_provenance_and_audit_columns(tmp_path):
+    provenance = {"generator": "acgan", "generator_version": "3", "checkpoint_sha256": "c", "recipe_sha256": "r"}
+    manifest = PNGExporter().export(batches(), ["normal", "virus"], tmp_path, provenance)
+    with open(manifest, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames[-1] == "audit_flags" and "recipe_sha256" in reader.fieldnames
+    assert rows[0]["generator_version"] == "3" and rows[0]["checkpoint_sha256"] == "c" and rows[0]["audit_flags"] == ""

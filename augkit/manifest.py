@@ -1,0 +1,84 @@
+"""The provenance manifest every exporter writes beside its images: ``<out>/manifest.csv``.
+
+One row per written file. ``seed`` is the batch seed and ``index`` the image's position in
+that batch: together with the checkpoint they reproduce the image. ``audit_flags`` is
+empty unless a caller passes flags for an image (``;``-separated); the column is always
+there so that readers need not care whether an audit ran.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+FIELDS = [
+    "file",
+    "class",
+    "generator",
+    "generator_version",
+    "checkpoint_sha256",
+    "seed",
+    "index",
+    "recipe_sha256",
+    "audit_flags",
+]
+PROVENANCE_FIELDS = ("generator", "generator_version", "checkpoint_sha256", "recipe_sha256")
+
+
+class ManifestWriter:
+    """Creates ``<out_dir>/manifest.csv`` (never overwriting one) and names the image files.
+
+    ::
+
+        with ManifestWriter(out_dir, provenance) as manifest:
+            for image, name, seed, index in ...:
+                rel = manifest.next_file(name, ".png")     # "<class>/<class>_000000.png"
+                save(image, out_dir / rel)
+                manifest.add(rel, name, seed=seed, index=index)
+    """
+
+    def __init__(self, out_dir: Path, provenance: dict[str, Any]):
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / "manifest.csv"
+        self.provenance = {k: provenance.get(k) for k in PROVENANCE_FIELDS}  # None -> empty cell
+        self.rows = 0
+        self._per_class: dict[str, int] = {}
+        self._file = None
+        self._writer: csv.DictWriter | None = None
+
+    def __enter__(self) -> ManifestWriter:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "x", newline="")  # "x": never overwrite an earlier export
+        self._writer = csv.DictWriter(self._file, FIELDS)
+        self._writer.writeheader()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = self._writer = None
+
+    def next_file(self, class_name: str, suffix: str) -> Path:
+        """The class's next file name, relative to ``out_dir``; its folder is created."""
+        n = self._per_class.get(class_name, 0)
+        self._per_class[class_name] = n + 1
+        (self.out_dir / class_name).mkdir(exist_ok=True)
+        return Path(class_name) / f"{class_name}_{n:06d}{suffix}"
+
+    def add(self, file: Path | str, class_name: str, *, seed: int, index: int, audit_flags: Iterable[str] = ()) -> None:
+        """One row for a file already written to ``out_dir / file``."""
+        if self._writer is None:
+            raise RuntimeError("ManifestWriter.add outside its `with` block")
+        self._writer.writerow(
+            {
+                "file": Path(file).as_posix(),
+                "class": class_name,
+                **self.provenance,
+                "seed": seed,
+                "index": index,
+                "audit_flags": ";".join(audit_flags),
+            }
+        )
+        self.rows += 1
