@@ -63,6 +63,7 @@ _worker_prep: Preprocessor | None = None
 def _init_worker(prep: Preprocessor) -> None:
     global _worker_prep
     _worker_prep = prep
+    torch.set_num_threads(1)  # one process per core: threads inside each would only fight
 
 
 def _prepare(sample: Sample, prep: Preprocessor | None = None) -> tuple[np.ndarray | None, str | None]:
@@ -81,7 +82,8 @@ def _prepared(samples: list[Sample], prep: Preprocessor, workers: int) -> Iterat
         yield from (_prepare(s, prep) for s in samples)
         return
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(prep,)) as pool:
-        yield from pool.map(_prepare, samples, chunksize=16)  # map keeps the order: deterministic
+        chunk = max(1, min(16, len(samples) // (4 * workers)))
+        yield from pool.map(_prepare, samples, chunksize=chunk)  # map keeps the order: deterministic
 
 
 def _picklable(*objects: object) -> bool:
