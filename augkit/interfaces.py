@@ -169,12 +169,15 @@ class Exporter(Plugin):
     @abstractmethod
     def export(
         self,
-        batches: Iterable[tuple[Tensor, Tensor]],
+        batches: Iterable[tuple[Tensor, Tensor, int]],
         classes: list[str],
         out_dir: Path,
         provenance: dict[str, Any],
     ) -> Path:
-        """Write every (images, labels) batch into ``out_dir``; return the manifest's path."""
+        """Write every (images (N, C, H, W) in [-1, 1], labels (N,), batch seed) into ``out_dir``.
+
+        Returns the path of ``manifest.csv``; never overwrites an earlier export.
+        """
 
 
 ROLES: dict[str, type[Plugin]] = {
