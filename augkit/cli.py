@@ -194,5 +194,15 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="print a JSON l
         err.print(f"[yellow]warning:[/] plugin {name!r} failed to load: {error}", highlight=False)
 
 
+@app.command(name="reference")
+def reference_(
+    all_plugins: Annotated[bool, typer.Option("--all", help="include third-party plugins")] = False,
+) -> None:
+    """Print the recipe reference (Markdown), generated from the recipe's and plugins' schemas."""
+    from augkit.reference import reference
+
+    typer.echo(reference(distribution=None if all_plugins else "augkit"), nl=False)
+
+
 def main() -> None:
     app()

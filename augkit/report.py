@@ -29,9 +29,10 @@ def _p(m: dict, name: str) -> str:
 def results_table(metrics: dict) -> str:
     """The paper's Table I/II form, plus uncertainty: one row per regime.
 
-    Accuracy, precision, recall and F1 are macro metrics of the regime's confusion matrix
-    (pooled over seeds); the seed CI is the Student-t 95 % interval over seeds; the test CI
-    is a bootstrap over test images of the seed mean; vs real is the paired difference.
+    Accuracy and macro precision, recall and F1 are means over seeds of each run's metrics
+    (each from that run's one confusion matrix); the seed CI is the Student-t 95 % interval
+    over seeds; the test CI is a bootstrap over test images of the seed mean; vs real is the
+    paired difference.
     """
     lines = [
         "| Training data | Accuracy (%) | Precision | Recall | F1 | AUC | Accuracy 95% CI (seeds) | F1 95% CI (test images) | F1 vs real |",
@@ -61,7 +62,8 @@ def write_results_md(
         text += ["", f"Skipped files: {skipped}" + (" (listed with reasons in skipped.csv)." if skipped else "."), ""]
     text += [
         f"Real test split: {sum(test_counts)} images ({support}). Precision, recall and F1 are macro",
-        "averages over classes; every figure in a row comes from that regime's one confusion matrix.",
+        "averages over classes. Each run's figures come from its one confusion matrix; a row is the",
+        "mean over seeds, and the confusion matrices below are summed over seeds.",
         "",
         results_table(metrics),
         "",
@@ -69,7 +71,7 @@ def write_results_md(
     if warnings:
         text += ["Warnings:", "", *(f"- {w}" for w in warnings), ""]
     for regime, m in metrics["regimes"].items():
-        text += [f"Confusion matrix, {regime} (rows: true {'/'.join(classes)}; columns: predicted):", ""]
+        text += [f"Confusion matrix summed over seeds, {regime} (rows: true {'/'.join(classes)}; columns: predicted):", ""]
         text += ["    " + " ".join(f"{v:5d}" for v in row) for row in m["confusion_matrix"]]
         text.append("")
     Path(path).write_text("\n".join(text), encoding="utf-8")

@@ -119,9 +119,9 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         f"Classifier trained under each regime with seeds {', '.join(map(str, metrics['seeds']))}; every figure is "
         f"measured on the real test split ({sum(metrics['test_counts'])} images: "
         + ", ".join(f"{c} {n}" for c, n in zip(classes, metrics["test_counts"]))
-        + "). Accuracy, precision, recall and F1 are macro metrics of one confusion matrix per regime (pooled over "
-        "seeds); seed CI: Student-t over seeds; test CI: bootstrap over test images; vs real: paired bootstrap "
-        "difference and two-sided p-value."
+        + "). Accuracy, precision, recall and F1 (macro) are means over seeds of each run's metrics, each from that "
+        "run's one confusion matrix; seed CI: Student-t over seeds; test CI: bootstrap over test images of the seed "
+        "mean; vs real: paired bootstrap difference and two-sided p-value."
     ), _md_table(results_table(metrics))]
     for name, caption in (
         ("metrics_by_regime.png", "metrics by regime (mean over seeds, 95% CI)"),

@@ -24,3 +24,10 @@ def test_every_recipe_key_is_documented():
         names = [f"{key}.{k}" for k in sub] if sub and key not in ("dataset",) and "name" not in sub else [key]
         for name in names:
             assert f"`{name}`" in DOC or f"`{name.split('.')[0]}`" in DOC, name
+
+
+def test_generated_reference_is_current(registry):
+    from augkit.reference import reference
+
+    committed = (Path(__file__).parent.parent / "docs" / "reference.md").read_text()
+    assert committed == reference(registry), "docs/reference.md is stale: run `augkit reference > docs/reference.md`"

@@ -11,7 +11,7 @@ def test_synthetic_needs_per_regime():
     needs = study.synthetic_needs(regimes, [10, 40, 5], per_class=None, multiplier=1.0, balance=False)
     assert needs["fake"] == needs["fake+real"] == needs["real+classic"] == [40, 40, 40]
     assert needs["fake+real@0.5"] == [9, 9, 9] and needs["fake+real@2"] == [37, 37, 37]
-    assert "real" not in needs and "real+oversample" not in needs
+    assert "real" not in needs and "real+oversample" not in needs and needs["export"] == [40, 40, 40]
     balanced = study.synthetic_needs(regimes, [10, 40, 5], per_class=7, multiplier=1.0, balance=True)
     assert balanced["fake"] == [7, 7, 7] and balanced["fake+real"] == [30, 0, 35] == balanced["real+classic"]
     assert study.pool_counts(balanced, 3) == [37, 37, 37]
@@ -61,7 +61,9 @@ def test_summary_pools_one_confusion_matrix_and_compares_paired():
     out = study.summarise(runs, preds, y, ["a", "b", "c"], seed=0)
     fr = out["fake+real"]
     assert np.sum(fr["confusion_matrix"]) == 3 * 120
-    assert fr["accuracy"] == pytest.approx(fr["seeds"]["accuracy"]["mean"])  # pooled = seed mean for accuracy
+    for name in ("accuracy", "precision", "recall", "f1"):  # the table shows what the intervals are about
+        assert fr[name] == pytest.approx(np.mean([r[name] for r in runs["fake+real"]]))
+    assert fr["f1"] == pytest.approx(fr["bootstrap"]["f1"]["estimate"])
     assert fr["f1"] <= (fr["precision"] + fr["recall"]) / 2 + 1e-12
     assert fr["vs_real"]["accuracy"]["difference"] > 0.2 and fr["vs_real"]["accuracy"]["p_value"] < 0.01
     assert "vs_real" not in out["real"]
