@@ -125,7 +125,7 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
     ), _md_table(results_table(metrics))]
     for name, caption in (
         ("metrics_by_regime.png", "metrics by regime (mean over seeds, 95% CI)"),
-        ("confusion_matrices.png", "confusion matrices (pooled over seeds)"),
+        ("confusion_matrices.png", "confusion matrices (summed over seeds)"),
         ("classifier_losses.png", "classifier train / validation loss per regime (the paper's Figure 8)"),
         ("ratio_sweep.png", "synthetic:real ratio sweep"),
     ):
