@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from monai.data import PydicomReader
 from pydicom.multival import MultiValue
 
 from augkit_plugins._files import check_size, clean_message
@@ -109,6 +108,8 @@ def load_frame(path: str, frame: int, window: str, output: str) -> np.ndarray:
         raise ValueError("file is empty (0 bytes)")
     with quiet():  # also: missing orientation tags, which only matter for 3-D affines
         try:
+            from monai.data import PydicomReader  # imported on first read: discovering plugins stays fast
+
             reader = PydicomReader(swap_ij=False, affine_lps_to_ras=False, force=True)
             dataset = reader.read(path)
             array, _ = reader.get_data(dataset)

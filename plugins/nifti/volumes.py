@@ -14,7 +14,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from monai.data import NibabelReader
 from skimage.filters import threshold_otsu
 
 from augkit_plugins._files import check_size, clean_message
@@ -73,6 +72,8 @@ def read_volume(path: str) -> np.ndarray:
     if os.path.getsize(path) == 0:
         raise ValueError("file is empty (0 bytes)")
     try:
+        from monai.data import NibabelReader  # imported on first read: discovering plugins stays fast
+
         reader = NibabelReader()  # reorientation is done below: nibabel's canonical needs 3-D data
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
