@@ -56,16 +56,7 @@ def run(
         if recipe.preview:
             write_preview(source, prep, recipe.preview, run_dir / "preprocessing.png")
         with _timed(timings, "preprocess"):
-            loaded = D.load_and_preprocess(
-                source,
-                prep,
-                source_name=recipe.dataset.name,
-                prep_name=recipe.preprocessor.name,
-                cache_dir=recipe.cache_dir or (run_dir.parent if resume else out) / ".cache",
-                progress=progress,
-                strict=recipe.strict,
-                workers=recipe.workers,
-            )
+            loaded = load_data(resolved, source, prep, run_dir.parent if resume else out, progress)
         full = loaded.data
         if loaded.skipped:
             report.write_csv([{"sample": k, "reason": r} for k, r in loaded.skipped], run_dir / "skipped.csv")
@@ -129,11 +120,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
     out_dir = new_run_dir(run_dir / "evaluations", "evaluation")
     with _log_to(out_dir / "run.log"):
         (out_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved.to_dict(), sort_keys=False), encoding="utf-8")
-        loaded = D.load_and_preprocess(
-            resolved.build("dataset"), resolved.build("preprocessor"), source_name=recipe.dataset.name,
-            prep_name=recipe.preprocessor.name, cache_dir=recipe.cache_dir or run_dir.parent / ".cache",
-            progress=progress, strict=recipe.strict, workers=recipe.workers,
-        )
+        loaded = load_data(resolved, resolved.build("dataset"), resolved.build("preprocessor"), run_dir.parent, progress)
         split = json.loads((run_dir / "splits.json").read_text())
         train, val, test = (loaded.data.subset(split[k]) for k in ("train", "val", "test"))
         cls = resolved.plugins["generator"][0]
@@ -141,12 +128,9 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         checkpoint = best if best.exists() else last
         generator = cls.load(checkpoint)
         log.info("evaluating %s with the generator of %s", run_dir.name, checkpoint.name)
-        spec = recipe.synthetic
-        needs = study.synthetic_needs(recipe.evaluation.all_regimes(), train.counts(), per_class=spec.per_class,
-                                      multiplier=spec.multiplier, balance=spec.balance)
-        counts = study.pool_counts(needs, len(train.classes))
-        labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
-        batches = generate_batches(generator, labels, seed=recipe.seed, batch_size=spec.batch_size, progress=progress)
+        needs, labels = pool_plan(recipe, train)
+        batches = generate_batches(generator, labels, seed=recipe.seed, batch_size=recipe.synthetic.batch_size,
+                                   progress=progress)
         images = [x for x, _, _ in batches]
         pool = LabeledImages(torch.cat(images) if images else torch.empty((0, *train.images.shape[1:])), labels,
                              train.classes)
@@ -231,16 +215,30 @@ def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: Labeled
     return generator, last
 
 
+def load_data(resolved: ResolvedRecipe, source, prep, out: Path, progress: Progress) -> D.Loaded:
+    """Preprocess the recipe's data, or read it from the cache (default ``<out>/.cache``)."""
+    recipe = resolved.recipe
+    return D.load_and_preprocess(
+        source, prep, source_name=recipe.dataset.name, prep_name=recipe.preprocessor.name,
+        cache_dir=recipe.cache_dir or out / ".cache", progress=progress, strict=recipe.strict, workers=recipe.workers,
+    )
+
+
+def pool_plan(recipe, train: LabeledImages) -> tuple[dict[str, list[int]], torch.Tensor]:
+    """What each regime needs per class, and the labels of the synthetic pool that covers them all."""
+    spec = recipe.synthetic
+    needs = study.synthetic_needs(recipe.evaluation.all_regimes(), train.counts(), per_class=spec.per_class,
+                                  multiplier=spec.multiplier, balance=spec.balance)
+    counts = study.pool_counts(needs, len(train.classes))
+    return needs, torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
+
+
 def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages, run_dir: Path, progress):
     """Sample the synthetic pool every regime draws from; export it with its manifest."""
     recipe = resolved.recipe
     spec = recipe.synthetic
-    needs = study.synthetic_needs(
-        recipe.evaluation.all_regimes(), train.counts(), per_class=spec.per_class, multiplier=spec.multiplier,
-        balance=spec.balance,
-    )
-    counts = study.pool_counts(needs, len(train.classes))
-    labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
+    needs, labels = pool_plan(recipe, train)
+    counts = torch.bincount(labels, minlength=len(train.classes)).tolist()
     images = []
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:

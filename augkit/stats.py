@@ -191,6 +191,15 @@ def _boot_scores(metric: Callable, y_true: np.ndarray, preds: list[np.ndarray], 
     return out
 
 
+def _two_sided_p(diffs: np.ndarray, difference: float) -> float:
+    """Twice the share of bootstrap differences at or beyond zero on the far side from the
+    observed one, with the +1 correction so it is never 0, capped at 1; 1 with no difference."""
+    if difference == 0:
+        return 1.0
+    count = int((diffs <= 0).sum() if difference > 0 else (diffs >= 0).sum())
+    return min(1.0, 2 * (count + 1) / (len(diffs) + 1))
+
+
 def bootstrap_ci(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -236,11 +245,7 @@ def paired_bootstrap(
     score_a, score_b = _boot_scores(metric, y_true, [pred_a, pred_b], n_boot, seed)
     diffs = score_b - score_a
     difference = float(metric(y_true, pred_b) - metric(y_true, pred_a))
-    if difference == 0:
-        p_value = 1.0
-    else:
-        count = int((diffs <= 0).sum() if difference > 0 else (diffs >= 0).sum())
-        p_value = min(1.0, 2 * (count + 1) / (n_boot + 1))
+    p_value = _two_sided_p(diffs, difference)
     alpha = 1 - confidence
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     return {"difference": difference, "low": float(low), "high": float(high), "p_value": p_value}
@@ -292,11 +297,7 @@ def bootstrap_seeds(
     if reference:
         diffs = mine - scores[len(preds) :].mean(0)
         difference = estimate - float(np.mean([metric(y_true, p) for p in reference]))
-        if difference == 0:
-            p_value = 1.0
-        else:
-            count = int((diffs <= 0).sum() if difference > 0 else (diffs >= 0).sum())
-            p_value = min(1.0, 2 * (count + 1) / (n_boot + 1))
+        p_value = _two_sided_p(diffs, difference)
         d_low, d_high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
         out.update(difference=difference, diff_low=float(d_low), diff_high=float(d_high), p_value=p_value)
     return out
