@@ -8,11 +8,13 @@ from augkit.interfaces import (
     Classifier,
     DataSource,
     Exporter,
+    FeatureExtractor,
     Generator,
     LabeledImages,
     Options,
     Preprocessor,
     Sample,
+    SyntheticBatch,
 )
 
 __version__ = "0.1.0"
@@ -21,6 +23,7 @@ __all__ = [
     "Classifier",
     "DataSource",
     "Exporter",
+    "FeatureExtractor",
     "Generator",
     "LabeledImages",
     "Options",
@@ -28,6 +31,7 @@ __all__ = [
     "Preprocessor",
     "RecipeError",
     "Sample",
+    "SyntheticBatch",
     "__version__",
     "build",
     "get_plugin_manager",

@@ -1,4 +1,4 @@
-"""The ``augkit`` command line: run, resume, evaluate, generate, validate, plugins."""
+"""The ``augkit`` command line: run, resume, evaluate, generate, audit, validate, plugins."""
 
 from __future__ import annotations
 
@@ -117,6 +117,34 @@ def evaluate(
     typer.echo(str(out))
 
 
+def _exporter_options(cls, name: str, assignments: list[str]):
+    """``--exporter-option KEY=VALUE`` pairs, validated by the exporter's own Options (as a recipe's would be)."""
+    import yaml
+    from pydantic import ValidationError
+
+    raw = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--exporter-option {assignment!r}: expected KEY=VALUE, e.g. body_part=CHEST")
+        try:
+            raw[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            _fail(f"--exporter-option {assignment!r}: the value is not valid YAML: {exc}")
+    try:
+        return cls.Options.model_validate(raw)
+    except ValidationError as exc:
+        allowed = ", ".join(cls.Options.model_fields) or "none"
+        problems = []
+        for e in exc.errors():
+            key = ".".join(map(str, e["loc"])) or "(all)"
+            if e["type"] == "extra_forbidden":
+                problems.append(f"--exporter-option {key}: the {name!r} exporter has no such option (its options: {allowed})")
+            else:
+                problems.append(f"--exporter-option {key}: {e['msg']} (got {e.get('input')!r})")
+        _fail("; ".join(problems))
+
+
 @app.command()
 def generate(
     checkpoint: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a generator checkpoint (.pt)")],
@@ -129,6 +157,13 @@ def generate(
         Optional[str], typer.Option(help="generator plugin; default: the one in the run's recipe.yaml, else acgan")
     ] = None,
     exporter: Annotated[str, typer.Option(help="exporter plugin")] = "png",
+    exporter_option: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--exporter-option",
+            help="an exporter option KEY=VALUE (repeatable; VALUE read as YAML, as with --set), e.g. body_part=CHEST",
+        ),
+    ] = None,
 ) -> None:
     """Generate images of one class from a checkpoint, streamed to disk with a manifest."""
     import torch
@@ -148,8 +183,12 @@ def generate(
             generator = (yaml.safe_load(run_recipe.read_text()) or {}).get("generator", {}).get("name", "acgan")
     registry = get_plugin_manager()
     try:
+        exporter_cls = registry.get("exporter", exporter)
+    except PluginError as exc:
+        _fail(str(exc))
+    exp = exporter_cls(_exporter_options(exporter_cls, exporter, exporter_option or []))
+    try:
         gen = registry.get("generator", generator).load(checkpoint)
-        exp = registry.get("exporter", exporter)()
     except PluginError as exc:
         _fail(str(exc))
     except Exception as exc:
@@ -166,6 +205,108 @@ def generate(
     batches = generate_batches(gen, labels, seed=seed, batch_size=batch_size, progress=rich_progress(err))
     manifest = exp.export(batches, classes, out, provenance)
     typer.echo(str(manifest))
+
+
+def _key_values(flag: str, assignments: list[str]) -> dict:
+    """``KEY=VALUE`` pairs (values parsed as YAML) into a mapping; a malformed pair fails naming the flag."""
+    import yaml
+
+    raw = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key.strip():
+            _fail(f"{flag} {assignment!r}: expected KEY=VALUE")
+        try:
+            raw[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            _fail(f"{flag} {assignment!r}: the value is not valid YAML: {exc}")
+    return raw
+
+
+def _build(role: str, name: str, flag: str, options: dict):
+    """A plugin from the registry with validated options; errors name the flag and the allowed options."""
+    from pydantic import ValidationError
+
+    from augkit.plugins import PluginError, get_plugin_manager
+
+    try:
+        cls = get_plugin_manager().get(role, name)
+    except PluginError as exc:
+        _fail(str(exc))
+    try:
+        return cls(cls.Options.model_validate(options))
+    except ValidationError as exc:
+        allowed = ", ".join(cls.Options.model_fields) or "none"
+        _fail("; ".join(
+            f"{flag} {'.'.join(map(str, e['loc'])) or '(all)'}: "
+            + (f"the {name!r} {role} has no such option (its options: {allowed})" if e["type"] == "extra_forbidden"
+               else f"{e['msg']} (got {e.get('input')!r})")
+            for e in exc.errors()))
+
+
+@app.command()
+def audit(
+    synthetic: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="synthetic images, one folder per class")],
+    reference: Annotated[Path, typer.Option("--reference", exists=True, file_okay=False,
+                                            help="the generator's training images, one folder per class")],
+    holdout: Annotated[Optional[Path], typer.Option("--holdout", exists=True, file_okay=False,
+                                                    help="real images the generator never saw, one folder per class")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="parent folder of audit folders")] = Path("audits"),
+    image_size: Annotated[int, typer.Option(help="side every image is resized to")] = 112,
+    channels: Annotated[int, typer.Option(help="1 (grayscale) or 3")] = 1,
+    features: Annotated[str, typer.Option(help="feature extractor plugin (see `augkit plugins`)")] = "real-classifier",
+    feature_option: Annotated[Optional[list[str]], typer.Option(
+        "--feature-option", help="feature extractor option KEY=VALUE (repeatable), e.g. weights=inception.pth")] = None,
+    preprocessor_option: Annotated[Optional[list[str]], typer.Option(
+        "--preprocessor-option", help="option of the `paper` preprocessor KEY=VALUE (repeatable); default: resize and "
+        "normalise only (crop=false, denoise=false)")] = None,
+    copy_quantile: Annotated[float, typer.Option(help="near-copy threshold: quantile of held-out distances")] = 0.01,
+    copy_margin: Annotated[float, typer.Option(help="... times this margin")] = 0.5,
+    seed: Annotated[int, typer.Option(help="seeds subsets and the feature extractor's training")] = 0,
+) -> None:
+    """Audit any folder of synthetic images: fidelity vs real-vs-real floors, label faithfulness, near copies.
+
+    Works on images from any tool. Writes a new folder under --out with audit.json, audit/flags.csv
+    (one row per synthetic file), the closest pairs, report.md and report.html; prints its path last.
+    """
+    from augkit import audit as A
+    from augkit.progress import rich_progress
+    from augkit.runner import new_run_dir
+
+    if channels not in (1, 3):
+        _fail(f"--channels {channels}: must be 1 or 3")
+    if not 0 < copy_quantile < 0.5 or not 0 < copy_margin <= 1:
+        _fail(f"--copy-quantile must be in (0, 0.5) and --copy-margin in (0, 1]; got {copy_quantile}, {copy_margin}")
+    logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
+    prep = _build("preprocessor", "paper", "--preprocessor-option", {
+        "crop": False, "denoise": False, **_key_values("--preprocessor-option", preprocessor_option or []),
+        "image_size": image_size, "channels": channels})
+    feature_options = _key_values("--feature-option", feature_option or [])
+    from augkit.plugins import get_plugin_manager
+
+    registry = get_plugin_manager()
+    extractor_cls = registry.get("feature_extractor", features) if features in registry.plugins["feature_extractor"] else None
+    if extractor_cls is not None and "classifier_options" in extractor_cls.Options.model_fields:
+        name = feature_options.get("classifier") or "efficientnetv2"
+        shared = {k: v for k, v in (("image_size", image_size), ("channels", channels))
+                  if k in registry.get("classifier", name).Options.model_fields}
+        feature_options["classifier_options"] = {**shared, **(feature_options.get("classifier_options") or {})}
+    extractor = _build("feature_extractor", features, "--feature-option", feature_options)
+    out_dir = new_run_dir(out, "audit")
+    settings = A.AuditSettings(copy_quantile=copy_quantile, copy_margin=copy_margin, seed=seed)
+    try:
+        summary = A.audit_folders(synthetic, reference, holdout, out_dir, extractor=extractor, prep=prep,
+                                  settings=settings, progress=rich_progress(err))
+    except ValueError as exc:
+        _fail(str(exc))
+    mem = summary["memorisation"]
+    err.print(f"near copies: {mem['near_copies']} of {summary['sizes']['synthetic']}; "
+              f"data-copying C_T: {mem['data_copying'].get('c_t')}; "
+              + (f"label faithfulness: {100 * summary['faithfulness']['overall']:.0f}%" if summary["faithfulness"] else ""),
+              highlight=False)
+    for warning in A.warnings_for(summary):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    print(out_dir)
 
 
 @app.command()

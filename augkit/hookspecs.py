@@ -50,3 +50,8 @@ def register_classifiers(register: Callable[[str, type], None]) -> None:
 @hookspec
 def register_exporters(register: Callable[[str, type], None]) -> None:
     """Add exporters by name; each class subclasses :class:`augkit.Exporter`."""
+
+
+@hookspec
+def register_feature_extractors(register: Callable[[str, type], None]) -> None:
+    """Add audit feature extractors by name; each class subclasses :class:`augkit.FeatureExtractor`."""

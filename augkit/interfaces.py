@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -162,6 +162,66 @@ class Classifier(Plugin):
     def predict_proba(self, images: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, n_classes) class probabilities."""
 
+    def features(self, images: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, D): the penultimate layer, the audit's default feature space.
+
+        Optional: a classifier without it cannot serve as the ``real-classifier`` feature
+        extractor (the audit then needs another extractor).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not expose features(); "
+                                  "choose another feature_extractor for the audit")
+
+
+class FeatureExtractor(Plugin):
+    """Maps images to feature vectors for the audit (Frechet distance, KID, PRDC, copies).
+
+    ``fit`` sees real training (and validation) images only; extractors with fixed weights
+    ignore it. An extractor that is also a classifier of the recipe's classes exposes
+    ``predict_proba``, which the audit then uses to check label faithfulness.
+    """
+
+    def fit(self, train: LabeledImages, val: LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
+        """Train on real images, yielding log rows (none for fixed extractors)."""
+        return iter(())
+
+    @abstractmethod
+    def features(self, images: Tensor) -> Tensor:
+        """(N, C, H, W) in [-1, 1] -> (N, D) float32."""
+
+    def predict_proba(self, images: Tensor) -> Tensor | None:
+        """(N, C, H, W) -> (N, n_classes), or None if this extractor does not classify."""
+        return None
+
+    def describe(self) -> str:
+        """One sentence for the report: what feature space this is and what it was trained on."""
+        return type(self).__name__
+
+
+class SyntheticBatch(NamedTuple):
+    """Synthetic images as the runner hands them to an exporter.
+
+    ``seed`` generated the batch; ``index[i]`` is image i's position in that batch (with the
+    checkpoint, (seed, index) reproduces the image: positions can skip when the audit dropped
+    images); ``flags[i]`` are its audit flags (empty when it passed or no audit ran).
+    """
+
+    images: Tensor  # (N, C, H, W) float32 in [-1, 1]
+    labels: Tensor  # (N,) int64
+    seed: int
+    index: list[int] | None = None  # default: 0 .. N-1
+    flags: list[tuple[str, ...]] | None = None  # default: no flags
+
+    @classmethod
+    def of(cls, batch: SyntheticBatch | tuple) -> SyntheticBatch:
+        """Accept a SyntheticBatch or a plain ``(images, labels, seed)`` triple; fill the defaults."""
+        b = batch if isinstance(batch, SyntheticBatch) else cls(*batch)
+        n = len(b.labels)
+        index = list(range(n)) if b.index is None else [int(i) for i in b.index]
+        flags = [()] * n if b.flags is None else [tuple(f) for f in b.flags]
+        if len(index) != n or len(flags) != n:
+            raise ValueError(f"a batch of {n} images with {len(index)} indexes and {len(flags)} flag sets")
+        return cls(b.images, b.labels, int(b.seed), index, flags)
+
 
 class Exporter(Plugin):
     """Writes synthetic images with a provenance manifest."""
@@ -169,12 +229,15 @@ class Exporter(Plugin):
     @abstractmethod
     def export(
         self,
-        batches: Iterable[tuple[Tensor, Tensor, int]],
+        batches: Iterable[SyntheticBatch | tuple[Tensor, Tensor, int]],
         classes: list[str],
         out_dir: Path,
         provenance: dict[str, Any],
     ) -> Path:
-        """Write every (images (N, C, H, W) in [-1, 1], labels (N,), batch seed) into ``out_dir``.
+        """Write every batch (a :class:`SyntheticBatch` or an (images, labels, seed) triple) into ``out_dir``.
+
+        Read each through ``SyntheticBatch.of(batch)`` and record ``seed``, ``index[i]`` and
+        ``flags[i]`` per image in the manifest (``augkit.manifest.ManifestWriter`` does the rest).
 
         Returns the path of ``manifest.csv``; never overwrites an earlier export.
         """
@@ -186,4 +249,5 @@ ROLES: dict[str, type[Plugin]] = {
     "generator": Generator,
     "classifier": Classifier,
     "exporter": Exporter,
+    "feature_extractor": FeatureExtractor,
 }

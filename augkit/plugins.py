@@ -21,6 +21,7 @@ HOOKS = {
     "generator": "register_generators",
     "classifier": "register_classifiers",
     "exporter": "register_exporters",
+    "feature_extractor": "register_feature_extractors",
 }
 
 

@@ -36,7 +36,8 @@ class RecipeError(ValueError):
 
 
 # The paper's plugins: used when a recipe leaves a section out or gives options without a name.
-DEFAULT_PLUGINS = {"preprocessor": "paper", "generator": "acgan", "exporter": "png", "classifier": "efficientnetv2"}
+DEFAULT_PLUGINS = {"preprocessor": "paper", "generator": "acgan", "exporter": "png", "classifier": "efficientnetv2",
+                   "feature_extractor": "real-classifier"}
 
 
 class Strict(BaseModel):
@@ -104,6 +105,23 @@ class EvaluationSpec(Strict):
         return [*self.regimes, *(f"fake+real@{r:g}" for r in self.ratios)]
 
 
+class AuditSpec(Strict):
+    enabled: bool = Field(True, description="audit the synthetic images (fidelity, label faithfulness, memorisation; "
+                          "see docs/audit.md) before they are exported or used")
+    k: int = Field(5, ge=1, le=50, description="nearest neighbours for precision / recall / density / coverage")
+    repeats: int = Field(10, ge=2, le=200, description="random 80% subsets behind each fidelity mean and std")
+    copy_quantile: float = Field(
+        0.01, gt=0, lt=0.5, description="near-copy threshold: this quantile of held-out real images' distances to "
+        "the training set ..."
+    )
+    copy_margin: float = Field(0.5, gt=0, le=1, description="... times this margin, in pixel and in feature space")
+    drop_copies: bool = Field(False, description="leave near copies out of the exported set and the study "
+                              "(replacements are generated)")
+    drop_unfaithful: bool = Field(False, description="leave out images the real-trained classifier assigns to "
+                                  "another class than requested (replacements are generated)")
+    pairs: int = Field(8, ge=0, le=64, description="closest synthetic / training pairs shown in the report")
+
+
 class Recipe(Strict):
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$", description="run folder prefix")
     seed: int = Field(0, ge=0, description="seeds splitting, training and sampling")
@@ -125,6 +143,11 @@ class Recipe(Strict):
     exporter: PluginSpec = Field(default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["exporter"]))
     classifier: PluginSpec = Field(default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["classifier"]))
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    feature_extractor: PluginSpec = Field(
+        default_factory=lambda: PluginSpec(name=DEFAULT_PLUGINS["feature_extractor"]),
+        description="the audit's feature space (see `augkit plugins`)",
+    )
+    audit: AuditSpec = Field(default_factory=AuditSpec)
 
 
 ROLE_OF_SECTION = {
@@ -133,6 +156,7 @@ ROLE_OF_SECTION = {
     "generator": "generator",
     "classifier": "classifier",
     "exporter": "exporter",
+    "feature_extractor": "feature_extractor",  # after classifier: it may take the classifier's resolved options
 }
 
 
@@ -224,6 +248,8 @@ def load_recipe(
                         f"set {key} once at the top of the recipe"
                     )
                 options[key] = shared
+        if section == "feature_extractor":
+            _inherit_classifier(options, cls, recipe, plugins)
         try:
             plugins[section] = (cls, cls.Options.model_validate(options))
         except ValidationError as exc:
@@ -231,6 +257,18 @@ def load_recipe(
     if problems:
         raise RecipeError(problems, label)
     return ResolvedRecipe(recipe, plugins)
+
+
+def _inherit_classifier(options: dict[str, Any], cls: type[Plugin], recipe: Recipe, plugins: dict) -> None:
+    """An extractor declaring ``classifier`` / ``classifier_options`` trains the recipe's classifier unless told otherwise."""
+    fields = cls.Options.model_fields
+    if "classifier" not in plugins:  # the classifier section has its own error already
+        return
+    if "classifier" in fields and options.get("classifier") is None:
+        options["classifier"] = recipe.classifier.name
+    if ("classifier_options" in fields and options.get("classifier_options") is None
+            and options.get("classifier") == recipe.classifier.name):
+        options["classifier_options"] = plugins["classifier"][1].model_dump(mode="json")
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:

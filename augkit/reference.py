@@ -56,7 +56,7 @@ def reference(registry: Registry | None = None, distribution: str | None = "augk
     """Markdown for the recipe and every plugin's options (of one distribution, by default augkit's)."""
     registry = registry or get_plugin_manager()
     lines = [HEADER, "## The recipe", "", *_table(Recipe)]
-    lines += ["", "Plugin sections (`dataset`, `preprocessor`, `generator`, `classifier`, `exporter`) take "
+    lines += ["", "Plugin sections (`dataset`, `preprocessor`, `generator`, `classifier`, `exporter`, `feature_extractor`) take "
               "`name` and `options`; the options of each plugin follow.", ""]
     for info in registry.all():
         if distribution and info.distribution != distribution:

@@ -98,6 +98,10 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         if pair:
             out.append(Row(pair))
 
+    audit = _load(run_dir / "audit.json")
+    if audit:
+        out += audit_blocks(audit, classes, rel(run_dir / "audit"))
+
     out += [Heading("Generator training")]
     if (run_dir / "losses.png").exists():
         out.append(Image(rel(run_dir / "losses.png"), "generator and discriminator losses"))
@@ -134,6 +138,89 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
 
     out += [Heading("Recipe"), Para("The fully resolved recipe of this run:"), Table(["recipe.yaml"], [[recipe]])]
     return out
+
+
+def _ms(stat: dict | None, digits: int = 3) -> str:
+    if not stat:
+        return "n/a"
+    return f"{stat['mean']:.{digits}g} ± {stat['std']:.1g}"
+
+
+def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
+    """The audit section: fidelity beside real-vs-real floors, label faithfulness, memorisation."""
+    fid, mem, faith = audit["fidelity"], audit["memorisation"], audit.get("faithfulness")
+    sizes = audit["sizes"]
+    out: list = [Heading("Audit: quality and privacy of the synthetic images"), Para(
+        f"Feature space: {audit['feature_space']}. {sizes['synthetic']} synthetic images against "
+        f"{sizes['reference']} training images and {sizes['heldout']} held-out real images (see docs/audit.md)."
+    ), Heading("Fidelity and diversity", 3), Para(
+        f"Each figure is the mean ± std over {audit['settings']['repeats']} random 80% subsets. The real floor is the "
+        f"same metric for {fid['floor']}, at the same sample size: what \"as good as real\" looks like here. "
+        "Frechet distance (FD) and KID: lower is better; precision (fidelity), recall (diversity), density and "
+        f"coverage (k = {audit['settings']['k']}): nearer the floor is better."
+    )]
+    scopes = [("overall", fid["overall"]), *fid["per_class"].items()]
+    header = ["metric"] + [f"{name}: {kind}" for name, _ in scopes for kind in ("synthetic", "real floor")]
+    rows = []
+    from augkit.audit import FIDELITY
+    for metric in FIDELITY:
+        row = [metric]
+        for _, scope in scopes:
+            if not scope or "synthetic" not in scope:
+                row += ["n/a", "n/a"]
+                continue
+            row += [_ms(scope["synthetic"].get(metric)), _ms(scope["real_floor"].get(metric))]
+        rows.append(row)
+    rows.append(["images compared"] + [str((scope or {}).get("n", 0)) for _, scope in scopes for _ in range(2)])
+    out.append(Table(header, rows))
+    notes = [f"{name}: {scope['note']}" for name, scope in scopes if scope and "note" in scope]
+    if notes:
+        out.append(Para("Not measured: " + "; ".join(notes) + "."))
+
+    out.append(Heading("Label faithfulness", 3))
+    if faith:
+        real = faith.get("real_heldout")
+        per_class = ", ".join(f"{c} {100 * v:.0f}%" for c, v in faith["per_class"].items() if v is not None)
+        out.append(Para(
+            f"The real-trained classifier recognises the requested class in {100 * faith['overall']:.0f}% of synthetic "
+            f"images ({per_class})"
+            + (f"; the same classifier recognises {100 * real['accuracy']:.0f}% of held-out real images "
+               f"({100 * real['balanced_accuracy']:.0f}% balanced)." if real else ".")
+        ))
+        out.append(Table(["requested \\ recognised", *classes],
+                         [[c, *map(str, row)] for c, row in zip(classes, faith["confusion"])]))
+    else:
+        out.append(Para("The feature extractor does not classify: label faithfulness was not measured."))
+
+    out.append(Heading("Memorisation", 3))
+    c_t = mem["data_copying"].get("c_t")
+    ct_text = ("not computed (" + mem["data_copying"].get("note", "") + ")" if c_t is None else
+               f"{c_t:.2f} over {mem['data_copying']['cells']} cells ("
+               + ("< -3: the generator copies training images" if c_t < -3 else
+                  "> 3: synthetic images are farther from the training images than new real images are" if c_t > 3 else
+                  "between -3 and 3: no sign of copying") + ")")
+    out.append(Para(
+        f"Near copies: {mem['near_copies']} of {sizes['synthetic']} synthetic images "
+        f"({', '.join(f'{c} {n}' for c, n in mem['near_copies_per_class'].items())}): closer to a training image (or "
+        f"its mirror) than {audit['settings']['copy_margin']:g} x the {100 * audit['settings']['copy_quantile']:g}% "
+        f"quantile of {mem['calibration']} (pixel RMS < {mem['thresholds']['pixel']:.4g} or feature distance < "
+        f"{mem['thresholds']['feature']:.4g}); {100 * mem['heldout_flag_rate']:.1f}% of held-out real images fall under "
+        f"the same thresholds. Median distance to the nearest training image: synthetic "
+        f"{_q(mem['pixel_distance'])} vs held-out real {_q(mem['heldout_pixel_distance'])} (pixel RMS). "
+        f"Data-copying statistic C_T (Meehan et al. 2020): {ct_text}."
+    ))
+    dropped = audit.get("dropped") or {}
+    if dropped:
+        out.append(Para(f"Dropped before export and the study: {dropped.get('near_copy', 0)} near copies, "
+                        f"{dropped.get('unfaithful', 0)} unfaithful images; {dropped.get('replacements_generated', 0)} "
+                        "replacements generated and audited the same way."))
+    out.append(Row([Image(f"{audit_dir}/closest_pairs.png", "closest synthetic / training pairs"),
+                    Image(f"{audit_dir}/distances.png", "distances to the nearest training image")]))
+    return out
+
+
+def _q(q: dict | None) -> str:
+    return "n/a" if not q else f"{q['median']:.3g}"
 
 
 def to_markdown(content: list) -> str:

@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from torch import Tensor
 
 import augkit
 from augkit import data as D
 from augkit import report
 from augkit import splits as S
 from augkit import run_report, study
-from augkit.interfaces import LabeledImages
+from augkit import audit as A
+from augkit.interfaces import LabeledImages, SyntheticBatch
 from augkit.plugins import get_plugin_manager
 from augkit.progress import Progress, no_progress
 from augkit.recipe import ResolvedRecipe
@@ -77,11 +79,13 @@ def run(
         with _timed(timings, "generator"):
             generator, checkpoint = train_generator(resolved, train, val, run_dir, progress, resume=bool(resume))
         with _timed(timings, "sample"):
-            pool, needs = sample_synthetic(resolved, generator, checkpoint, train, run_dir, progress)
+            pool, needs, audit_classifier = sample_synthetic(resolved, generator, checkpoint, train, val, run_dir,
+                                                             progress)
         with _timed(timings, "classifiers"):
             seeds = [recipe.seed + i for i in range(recipe.evaluation.seeds)]
             metrics = study.evaluate(resolved, train, val, test, pool, needs, run_dir, progress,
-                                     regimes=recipe.evaluation.all_regimes(), seeds=seeds)
+                                     regimes=recipe.evaluation.all_regimes(), seeds=seeds,
+                                     trained=_reusable(resolved, audit_classifier, seeds[0]))
         for warning in metrics["warnings"]:
             log.warning(warning)
             _append_warning(run_dir, warning)
@@ -129,11 +133,15 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         generator = cls.load(checkpoint)
         log.info("evaluating %s with the generator of %s", run_dir.name, checkpoint.name)
         needs, labels = pool_plan(recipe, train)
-        batches = generate_batches(generator, labels, seed=recipe.seed, batch_size=recipe.synthetic.batch_size,
-                                   progress=progress)
-        images = [x for x, _, _ in batches]
-        pool = LabeledImages(torch.cat(images) if images else torch.empty((0, *train.images.shape[1:])), labels,
-                             train.classes)
+        flags = run_dir / "audit" / "flags.csv"
+        if flags.exists():  # the run's own audited pool: the same batches, the same images kept
+            batches = A.regenerate(generator, flags, train.classes, progress=progress)
+        else:
+            batches = list(generate_batches(generator, labels, seed=recipe.seed,
+                                            batch_size=recipe.synthetic.batch_size, progress=progress))
+        images = [b.images for b in batches]
+        pool = LabeledImages(torch.cat(images) if images else torch.empty((0, *train.images.shape[1:])),
+                             torch.cat([b.labels for b in batches]) if batches else labels[:0], train.classes)
         seeds = [recipe.seed + i for i in range(recipe.evaluation.seeds)]
         metrics = study.evaluate(resolved, train, val, test, pool, needs, out_dir, progress,
                                  regimes=recipe.evaluation.all_regimes(), seeds=seeds)
@@ -233,19 +241,20 @@ def pool_plan(recipe, train: LabeledImages) -> tuple[dict[str, list[int]], torch
     return needs, torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
 
 
-def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages, run_dir: Path, progress):
-    """Sample the synthetic pool every regime draws from; export it with its manifest."""
+def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages, val: LabeledImages, run_dir: Path,
+                     progress):
+    """Sample the synthetic pool every regime draws from; audit it; export it with its manifest.
+
+    Returns (pool, needs, the audit's real-trained classifier or None).
+    """
     recipe = resolved.recipe
     spec = recipe.synthetic
     needs, labels = pool_plan(recipe, train)
     counts = torch.bincount(labels, minlength=len(train.classes)).tolist()
-    images = []
-
-    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        for x, y, seed in generate_batches(generator, labels, seed=recipe.seed, batch_size=spec.batch_size,
-                                           progress=progress):
-            images.append(x)
-            yield x, y, seed
+    batches = list(generate_batches(generator, labels, seed=recipe.seed, batch_size=spec.batch_size, progress=progress))
+    classifier = None
+    if recipe.audit.enabled:
+        batches, classifier = audit_synthetic(resolved, generator, batches, train, val, run_dir, progress)
 
     provenance = {
         "generator": recipe.generator.name,
@@ -254,22 +263,127 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
         "recipe_sha256": hashlib.sha256(json.dumps(resolved.to_dict(), sort_keys=True).encode()).hexdigest(),
     }
     shutil.rmtree(run_dir / "synthetic", ignore_errors=True)  # a resumed run's partial export
-    resolved.build("exporter").export(batches(), train.classes, run_dir / "synthetic", provenance)
+    resolved.build("exporter").export(iter(batches), train.classes, run_dir / "synthetic", provenance)
     shape = (0, *train.images.shape[1:])
-    pool = LabeledImages(torch.cat(images) if images else torch.empty(shape), labels, train.classes)
+    pool = LabeledImages(torch.cat([b.images for b in batches]) if batches else torch.empty(shape),
+                         torch.cat([b.labels for b in batches]) if batches else torch.empty(0, dtype=torch.long),
+                         train.classes)
     report.class_grids(pool.images, pool.labels, pool.classes, run_dir / "samples")
     report.class_grids(train.images, train.labels, train.classes, run_dir / "samples", prefix="real_")
-    log.info("sampled %d synthetic images (%s per class)", len(pool), ", ".join(map(str, counts)))
-    return pool, needs
+    log.info("sampled %d synthetic images (%s per class)", len(pool), ", ".join(map(str, pool.counts())))
+    if pool.counts() != counts:
+        warning = (f"the synthetic pool holds {pool.counts()} images per class instead of {counts}: the audit dropped "
+                   "more than replacements could make up; regimes take what there is")
+        log.warning(warning)
+        _append_warning(run_dir, warning)
+    return pool, needs, classifier
 
 
-def generate_batches(generator, labels: torch.Tensor, *, seed: int, batch_size: int, progress: Progress = no_progress):
-    """Yield (images, labels, batch_seed) batch by batch: constant memory, same seed -> same images."""
+def audit_synthetic(resolved, generator, batches: list[SyntheticBatch], train: LabeledImages, val: LabeledImages,
+                    run_dir: Path, progress, *, max_rounds: int = 5) -> tuple[list[SyntheticBatch], object]:
+    """Screen every synthetic image (near copies, unfaithful labels); drop and replace as the recipe asks.
+
+    Writes ``audit.json`` and ``audit/`` (flags.csv, closest_pairs.png, distances.png). The
+    held-out real images are the validation split: the test split stays out of every choice.
+    """
+    recipe = resolved.recipe
+    spec = recipe.audit
+    extractor = resolved.build("feature_extractor")
+    rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", None))
+    settings = A.AuditSettings(k=spec.k, repeats=spec.repeats, copy_quantile=spec.copy_quantile,
+                               copy_margin=spec.copy_margin, seed=recipe.seed)
+    auditor = A.Auditor(extractor, train, val, settings)
+    drop = {f for f, on in (("near_copy", spec.drop_copies), ("unfaithful", spec.drop_unfaithful)) if on}
+    target = torch.bincount(torch.cat([b.labels for b in batches]), minlength=len(train.classes)) if batches else None
+    screens, feats, kept, all_images, ids = [], [], [], [], []
+    dropped = {"near_copy": 0, "unfaithful": 0, "replacements_generated": 0}
+    todo, rounds, next_batch = batches, 0, len(batches)
+    while todo:
+        for b in progress(todo, "audit: screen", len(todo)):
+            screen, f = auditor.screen(b.images, b.labels)
+            screens.append(screen)
+            feats.append(f)
+            all_images.append(b.images)
+            ids += [(b.seed, i) for i in b.index]
+            keep = [not (set(fl) & drop) for fl in screen.flags]
+            for fl in screen.flags:
+                for name in set(fl) & drop:
+                    dropped[name] += 1
+            idx = torch.tensor(keep, dtype=torch.bool)
+            kept.append(SyntheticBatch(b.images[idx], b.labels[idx], b.seed,
+                                       [i for i, k in zip(b.index, keep) if k],
+                                       [fl for fl, k in zip(screen.flags, keep) if k]))
+        have = torch.bincount(torch.cat([b.labels for b in kept]), minlength=len(train.classes))
+        short = (target - have).clamp_min(0)
+        rounds += 1
+        if not drop or short.sum() == 0 or rounds > max_rounds:
+            break
+        labels = torch.cat([torch.full((int(n),), c, dtype=torch.long) for c, n in enumerate(short.tolist())])
+        todo = list(generate_batches(generator, labels, seed=recipe.seed, batch_size=recipe.synthetic.batch_size,
+                                     first=next_batch))
+        next_batch += len(todo)
+        dropped["replacements_generated"] += len(labels)
+    if drop:  # keep the planned count per class: replacements can overshoot a class
+        kept = _trim(kept, target)
+
+    screen, syn_feats = A.Screen.concat(screens), torch.cat(feats)
+    summary = auditor.summary(screen, syn_feats, dropped=dropped if drop else None)
+    audit_dir = run_dir / "audit"
+    audit_dir.mkdir(exist_ok=True)
+    _write_json(run_dir / "audit.json", summary)
+    exported = {(b.seed, i) for b in kept for i in b.index}
+    A.write_flags(screen, train.classes, [{"seed": sd, "index": i, "exported": int((sd, i) in exported)} for sd, i in ids],
+                  audit_dir / "flags.csv")
+    images = torch.cat(all_images)
+    A.plot_closest_pairs(images, screen, train.images, audit_dir / "closest_pairs.png", n=spec.pairs)
+    A.plot_distances(screen, auditor, audit_dir / "distances.png")
+    for warning in A.warnings_for(summary):
+        log.warning(warning)
+        _append_warning(run_dir, warning)
+    log.info("audit: %d near copies, faithfulness %s, C_T %s", summary["memorisation"]["near_copies"],
+             "n/a" if not summary["faithfulness"] else f"{summary['faithfulness']['overall']:.2f}",
+             summary["memorisation"]["data_copying"].get("c_t"))
+    classifier = getattr(extractor, "classifier", None)
+    return kept, (None if classifier is None else (classifier, rows))
+
+
+def _trim(batches: list[SyntheticBatch], target: Tensor) -> list[SyntheticBatch]:
+    left = target.clone()
+    out = []
+    for b in batches:
+        keep = []
+        for y in b.labels.tolist():
+            keep.append(bool(left[y] > 0))
+            left[y] -= 1
+        idx = torch.tensor(keep, dtype=torch.bool)
+        out.append(SyntheticBatch(b.images[idx], b.labels[idx], b.seed, [i for i, k in zip(b.index, keep) if k],
+                                  [f for f, k in zip(b.flags, keep) if k]))
+    return [b for b in out if len(b.labels)]
+
+
+def generate_batches(generator, labels: torch.Tensor, *, seed: int, batch_size: int, progress: Progress = no_progress,
+                     first: int = 0) -> Iterator[SyntheticBatch]:
+    """Yield batch after batch: constant memory, same seed -> same images.
+
+    Batch b (counting from ``first``) is generated with seed ``seed * 1_000_003 + b``, recorded in the manifest.
+    """
     starts = range(0, len(labels), batch_size)
-    for b, start in enumerate(progress(starts, "sample", len(starts))):
+    for b, start in enumerate(progress(starts, "sample", len(starts)), start=first):
         y = labels[start : start + batch_size]
-        batch_seed = seed * 1_000_003 + b  # one seed per batch, recorded in the manifest
-        yield generator.sample(y, seed=batch_seed), y, batch_seed
+        batch_seed = seed * 1_000_003 + b
+        yield SyntheticBatch.of((generator.sample(y, seed=batch_seed), y, batch_seed))
+
+
+def _reusable(resolved, trained, seed: int) -> dict:
+    """The audit's real-trained classifier stands in for the study's ("real", seed) run when it is the same training.
+
+    ``trained``: (classifier, its training rows) or None. The audit trains with the recipe's seed on
+    the same training and validation splits, so only the plugin and its options need to match.
+    """
+    cls, options = resolved.plugins["classifier"]
+    if trained is not None and type(trained[0]) is cls and trained[0].options == options:
+        return {("real", seed): trained}
+    return {}
 
 
 def write_preview(source, prep, n: int, path: Path) -> None:

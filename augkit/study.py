@@ -163,8 +163,14 @@ def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str],
 
 
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, pool: LabeledImages,
-             needs: dict[str, list[int]], out_dir, progress, *, regimes: list[str], seeds: list[int]) -> dict:
-    """Train one classifier per (regime, seed); write classifier_losses.csv; return metrics.json's content."""
+             needs: dict[str, list[int]], out_dir, progress, *, regimes: list[str], seeds: list[int],
+             trained: dict | None = None) -> dict:
+    """Train one classifier per (regime, seed); write classifier_losses.csv; return metrics.json's content.
+
+    ``trained`` maps (regime, seed) to (classifier, its training rows) already trained exactly
+    as that run would train it (the audit's real-data classifier): it is scored, not retrained.
+    """
+    trained = trained or {}
     from augkit import report  # plotting stays out of the import path of library users
 
     y_true = test.labels.numpy()
@@ -174,10 +180,15 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     for regime in regimes:
         data = regime_data(regime, train, pool, needs, seed=seeds[0])
         for seed in seeds:
-            classifier = resolved.build("classifier")
-            total = getattr(classifier.options, "epochs", None)
-            for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", total):
-                curves.append({"regime": regime, "seed": seed, **row})
+            classifier, rows = trained.get((regime, seed), (None, []))
+            if classifier is None:
+                classifier = resolved.build("classifier")
+                total = getattr(classifier.options, "epochs", None)
+                for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", total):
+                    curves.append({"regime": regime, "seed": seed, **row})
+            else:
+                curves += [{"regime": regime, "seed": seed, **row} for row in rows]
+                log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
             proba = classifier.predict_proba(test.images).numpy()
             run = {"seed": seed, "train_images": len(data), **run_metrics(y_true, proba, test.classes)}
             runs.setdefault(regime, []).append(run)

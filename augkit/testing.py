@@ -27,12 +27,13 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-from augkit.interfaces import Classifier, DataSource, Exporter, Generator, LabeledImages, Plugin, Preprocessor, Sample
+from augkit.interfaces import (Classifier, DataSource, Exporter, Generator, LabeledImages, Plugin, Preprocessor, Sample,
+                               SyntheticBatch)
 
 __all__ = ["ContractError", "check_classifier", "check_dataset", "check_exporter", "check_generator", "check_preprocessor"]
 
 UNKNOWN_KEY = "augkit_contract_unknown_option"
-MANIFEST_COLUMNS = ("file", "class", "generator", "seed", "index")
+MANIFEST_COLUMNS = ("file", "class", "generator", "seed", "index", "audit_flags")
 LOADS = 3  # samples whose images check_dataset loads: loading can be slow (DICOM, NIfTI)
 N_CLASSES = 3
 
@@ -338,11 +339,15 @@ def check_preprocessor(cls: type[Preprocessor], **options: Any) -> None:
         c.expect(_same(out, again), f"{check} is deterministic", "identical outputs for identical inputs", "different ones")
 
 
-def _batches(channels: int, seeds: tuple[int, int], value: float) -> Iterator[tuple[Tensor, Tensor, int]]:
-    """What the runner passes an exporter: (images, labels, seed) triples, lazily."""
+def _batches(channels: int, seeds: tuple[int, int], value: float) -> Iterator[SyntheticBatch]:
+    """What the runner passes an exporter, lazily: the second batch lost its image 1 to the audit."""
     g = torch.Generator().manual_seed(seeds[0])
-    for labels, seed in ((torch.tensor([0, 1, 0]), seeds[0]), (torch.tensor([1, 1]), seeds[1])):
-        yield (value + 0.5 * torch.rand(len(labels), channels, 8, 8, generator=g)).clamp(-1, 1), labels, seed
+    for labels, seed, index, flags in (
+        (torch.tensor([0, 1, 0]), seeds[0], [0, 1, 2], [(), ("unfaithful",), ()]),
+        (torch.tensor([1, 1]), seeds[1], [0, 2], [(), ()]),
+    ):
+        images = (value + 0.5 * torch.rand(len(labels), channels, 8, 8, generator=g)).clamp(-1, 1)
+        yield SyntheticBatch(images, labels, seed, index, flags)
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -354,11 +359,11 @@ def check_exporter(cls: type[Exporter], tmp_dir: Path | str, **options: Any) -> 
     """Check an Exporter, writing under ``tmp_dir`` (pytest's ``tmp_path``): ``cls`` subclasses
     ``augkit.Exporter``, its ``Options`` forbid unknown keys, and
 
-    * ``export`` of two batches (an iterator of ``(images, labels, seed)`` triples, as the runner
+    * ``export`` of two batches (an iterator of :class:`augkit.SyntheticBatch`, as the runner
       passes them) into a folder that does not exist yet returns the path of a ``manifest.csv``
-      with at least the columns file, class, generator, seed, index: one row per image, with its
-      class name, seed and the provenance's generator; every row's file (relative to the
-      manifest's folder) exists; files and (seed, index) pairs are distinct;
+      with at least the columns file, class, generator, seed, index, audit_flags: one row per
+      image, with its class name, the provenance's generator and the batch's own seed, index
+      and flags; every row's file (relative to the manifest's folder) exists and is distinct;
     * a second export into the same folder raises or refuses: the first export's files stay.
     """
     c = _Checker(cls)
@@ -381,9 +386,10 @@ def check_exporter(cls: type[Exporter], tmp_dir: Path | str, **options: Any) -> 
     c.expect(got == expected, check, f"(class, seed) of the rows {expected}", got)
     c.expect({r["generator"] for r in rows} == {"contract-gan"}, check, "the provenance's generator 'contract-gan'",
              lambda: sorted({r["generator"] for r in rows}))
-    ids = [(r["seed"], r["index"]) for r in rows]
-    c.expect(all(str(i).isdigit() for _, i in ids) and len(set(ids)) == len(ids), check,
-             "int indexes, a distinct (seed, index) per row: it names the image", ids)
+    ids = sorted((int(r["seed"]), int(r["index"]), r.get("audit_flags", "")) for r in rows)
+    expected_ids = [(11, 0, ""), (11, 1, "unfaithful"), (11, 2, ""), (12, 0, ""), (12, 2, "")]
+    c.expect(ids == expected_ids, check, "each batch's own (seed, index, audit_flags) per row, as SyntheticBatch gives "
+             f"them (indexes can skip): {expected_ids}", ids)
     files = [manifest.parent / r["file"] for r in rows]
     c.expect(all(p.is_file() for p in files) and len(set(files)) == len(files), check,
              "a distinct, existing file per row (relative to the manifest's folder)", [r["file"] for r in rows])

@@ -88,4 +88,4 @@ def test_cli_plugins_json(cli):
     result = cli("plugins", "--json")
     rows = json.loads(result.stdout)
     assert {"role", "name", "distribution", "version"} == set(rows[0])
-    assert {r["role"] for r in rows} == {"dataset", "preprocessor", "generator", "classifier", "exporter"}
+    assert {r["role"] for r in rows} == {"dataset", "preprocessor", "generator", "classifier", "exporter", "feature_extractor"}

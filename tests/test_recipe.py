@@ -112,3 +112,26 @@ def test_paper_recipes_validate_with_a_data_root(name, tmp_path, registry):
     resolved = load_recipe(EXAMPLES / name, [f"dataset.options.root={tmp_path}"], registry=registry)
     gen = resolved.plugins["generator"][1]
     assert (gen.preset, gen.width, gen.iterations, gen.channels, gen.image_size) == ("paper", 1024, 32000, 3, 112)
+
+
+def test_audit_feature_extractor_trains_the_recipes_classifier_unless_told_otherwise(registry):
+    resolved = load_recipe(base(classifier={"name": "efficientnetv2", "options": {"epochs": 3}}), registry=registry)
+    cls, options = resolved.plugins["feature_extractor"]
+    assert options.classifier == "efficientnetv2"
+    assert options.classifier_options == resolved.plugins["classifier"][1].model_dump(mode="json")
+    assert options.classifier_options["epochs"] == 3
+    own = load_recipe(base(feature_extractor={"name": "real-classifier", "options": {"classifier_options": {"epochs": 1}}}),
+                      registry=registry)
+    assert own.plugins["feature_extractor"][1].classifier_options == {"epochs": 1}
+
+
+def test_audit_settings_and_extractor_options_are_validated(registry):
+    with pytest.raises(RecipeError) as err:
+        load_recipe(base(audit={"copy_quantile": 0.7, "drop_copy": True}), registry=registry)
+    assert "audit.copy_quantile" in str(err.value)
+    assert "audit.drop_copy: unknown key; did you mean drop_copies?" in str(err.value)
+    with pytest.raises(RecipeError, match="feature_extractor.options.weights: required"):
+        load_recipe(base(feature_extractor={"name": "inception"}), registry=registry)
+    with pytest.raises(RecipeError, match="feature_extractor.options: .*classifier_options.epochs: Input should be greater than or equal to 1"):
+        load_recipe(base(feature_extractor={"name": "real-classifier", "options": {"classifier_options": {"epochs": 0}}}),
+                    registry=registry)

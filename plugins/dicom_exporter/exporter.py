@@ -74,7 +74,7 @@ class DicomExporter(augkit.Exporter):
 
     def export(
         self,
-        batches: Iterable[tuple[Tensor, Tensor, int]],
+        batches: Iterable[augkit.SyntheticBatch | tuple[Tensor, Tensor, int]],
         classes: list[str],
         out_dir: Path,
         provenance: dict[str, Any],
@@ -84,13 +84,14 @@ class DicomExporter(augkit.Exporter):
         series = self.series(provenance, now)  # one Study, one Series per export
         n = 0
         with ManifestWriter(out_dir, provenance) as manifest:
-            for images, labels, seed in batches:
-                for i, (pixels, label) in enumerate(zip(to_uint(images, self.options.bits), labels.tolist())):
+            for batch in map(augkit.SyntheticBatch.of, batches):
+                images = batch.images
+                for pixels, label, index, flags in zip(to_uint(images, self.options.bits), batch.labels.tolist(), batch.index, batch.flags):
                     n += 1
                     rel = manifest.next_file(classes[label], ".dcm")
                     ds = self.instance(series, pixels, classes[label], number=n, now=now)
                     write(ds, out_dir / rel)
-                    manifest.add(rel, classes[label], seed=seed, index=i)
+                    manifest.add(rel, classes[label], seed=batch.seed, index=index, audit_flags=flags)
         return manifest.path
 
     def series(self, provenance: dict[str, Any], now: dt.datetime) -> Dataset:

@@ -156,6 +156,16 @@ class EfficientNetV2(augkit.Classifier):
         out = [self.model(images[i : i + 256]).softmax(1) for i in range(0, len(images), 256)]
         return torch.cat(out)
 
+    @torch.inference_mode()
+    def features(self, images: Tensor) -> Tensor:
+        """The pooled penultimate features (timm's ``forward_head(pre_logits=True)``)."""
+        if self.model is None:
+            raise RuntimeError("efficientnetv2: fit() before computing features")
+        self.model.eval()
+        m = self.model
+        out = [m.forward_head(m.forward_features(images[i : i + 256]), pre_logits=True) for i in range(0, len(images), 256)]
+        return torch.cat(out).float()
+
 
 def _augment(x: Tensor, rng: torch.Generator, hflip: bool) -> Tensor:
     """Rotations of +-10 degrees, shifts of up to 1/16 of the side, +-10% contrast and brightness,

@@ -82,16 +82,17 @@ class NiftiExporter(augkit.Exporter):
 
     def export(
         self,
-        batches: Iterable[tuple[Tensor, Tensor, int]],
+        batches: Iterable[augkit.SyntheticBatch | tuple[Tensor, Tensor, int]],
         classes: list[str],
         out_dir: Path,
         provenance: dict[str, Any],
     ) -> Path:
         out_dir = Path(out_dir)
         with ManifestWriter(out_dir, provenance) as manifest:
-            for images, labels, seed in batches:
-                for i, (pixels, label) in enumerate(zip(to_unit(images), labels.tolist())):
+            for batch in map(augkit.SyntheticBatch.of, batches):
+                images = batch.images
+                for pixels, label, index, flags in zip(to_unit(images), batch.labels.tolist(), batch.index, batch.flags):
                     rel = manifest.next_file(classes[label], ".nii.gz")
                     nib.save(self.image(pixels, classes[label]), out_dir / rel)
-                    manifest.add(rel, classes[label], seed=seed, index=i)
+                    manifest.add(rel, classes[label], seed=batch.seed, index=index, audit_flags=flags)
         return manifest.path

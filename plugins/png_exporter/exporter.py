@@ -31,19 +31,19 @@ class PNGExporter(augkit.Exporter):
 
     def export(
         self,
-        batches: Iterable[tuple[Tensor, Tensor, int]],
+        batches: Iterable[augkit.SyntheticBatch | tuple[Tensor, Tensor, int]],
         classes: list[str],
         out_dir: Path,
         provenance: dict[str, Any],
     ) -> Path:
         out_dir = Path(out_dir)
         with ManifestWriter(out_dir, provenance) as manifest:
-            for images, labels, seed in batches:
-                pixels = to_uint(images, self.options.bits)
+            for batch in map(augkit.SyntheticBatch.of, batches):
+                pixels = to_uint(batch.images, self.options.bits)
                 if self.options.bits == 16 and pixels.ndim == 4:
                     raise ValueError("exporter.options.bits: 16-bit PNG is for grayscale images; use bits: 8 for RGB")
-                for i, (img, label) in enumerate(zip(pixels, labels.tolist())):
+                for img, label, index, flags in zip(pixels, batch.labels.tolist(), batch.index, batch.flags):
                     rel = manifest.next_file(classes[label], ".png")
                     Image.fromarray(img).save(out_dir / rel)
-                    manifest.add(rel, classes[label], seed=seed, index=i)
+                    manifest.add(rel, classes[label], seed=batch.seed, index=index, audit_flags=flags)
         return manifest.path

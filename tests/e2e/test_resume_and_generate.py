@@ -76,6 +76,34 @@ def test_generate_refuses_unknown_class_and_non_empty_folder(checkpoint, tmp_pat
     assert "not empty" in out and (tmp_path / "full" / "mine.txt").read_text() == "user data"
 
 
+def test_generate_passes_exporter_options(checkpoint, tmp_path, cli):
+    import pydicom
+
+    out = tmp_path / "dicom"
+    cli("generate", checkpoint, "--class", "virus", "-n", "3", "--out", out, "--exporter", "dicom",
+        "--exporter-option", "body_part=CHEST", "--exporter-option", "bits=16", "--exporter-option", "spacing_mm=0.5")
+    files = sorted((out / "virus").glob("*.dcm"))
+    assert len(files) == 3
+    ds = pydicom.dcmread(files[0])
+    assert ds.BodyPartExamined == "CHEST" and "Laterality" not in ds  # an unpaired part: no laterality
+    assert ds.BitsStored == 16 and [float(v) for v in ds.PixelSpacing] == [0.5, 0.5]
+    assert ds.PatientIdentityRemoved == "YES"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["body_part=chest"], "--exporter-option body_part: String should match pattern"),
+    (["bits=12"], "--exporter-option bits: Input should be 8 or 16"),
+    (["colour=red"], "--exporter-option colour: the 'dicom' exporter has no such option (its options: modality, bits,"),
+    (["body_part"], "--exporter-option 'body_part': expected KEY=VALUE"),
+])
+def test_generate_refuses_bad_exporter_options(checkpoint, tmp_path, cli, options, message):
+    args = [a for option in options for a in ("--exporter-option", option)]
+    result = cli("generate", checkpoint, "--class", "virus", "-n", "1", "--out", tmp_path / "x", "--exporter", "dicom",
+                 *args, expect=2)
+    assert message in result.output
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+
+
 def test_selection_scores_recorded(checkpoint):
     selection = json.loads((checkpoint.parent.parent / "selection.json").read_text())
     assert [s["step"] for s in selection["scores"]] == [10, 20, 30]

@@ -33,6 +33,10 @@ RUN_FILES = [
     "confusion_matrices.png",
     "metrics_by_regime.png",
     "ratio_sweep.png",
+    "audit.json",
+    "audit/flags.csv",
+    "audit/closest_pairs.png",
+    "audit/distances.png",
 ]
 
 
@@ -111,6 +115,28 @@ def test_evaluate_reruns_the_study_on_the_same_split(two_runs, cli):
 def test_report_has_every_section(two_runs):
     run_dir, _ = two_runs[0]
     page = (run_dir / "report.html").read_text()
-    for section in ("Warnings", "Data", "Synthetic images", "Generator training", "Classifier study", "Recipe"):
+    for section in ("Warnings", "Data", "Synthetic images", "Audit: quality and privacy of the synthetic images",
+                    "Generator training", "Classifier study", "Recipe"):
         assert f">{section}</h2>" in page
+    for part in ("Fidelity and diversity", "Label faithfulness", "Memorisation"):
+        assert f">{part}</h3>" in page
+    assert "real floor" in page
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
+
+
+def test_audit_drops_unfaithful_images_and_evaluate_sees_the_same_pool(tmp_path, cli):
+    result = cli("run", EXAMPLES / "tiny.yaml", "--out", tmp_path, "--set", "audit.drop_unfaithful=true",
+                 "--set", "evaluation.regimes=[real,fake]", "--set", "evaluation.ratios=[]", "--set", "evaluation.seeds=1")
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    audit = json.loads((run_dir / "audit.json").read_text())
+    assert audit["dropped"]["unfaithful"] > 0 and audit["dropped"]["replacements_generated"] > 0
+    manifest = (run_dir / "synthetic/manifest.csv").read_text().splitlines()[1:]
+    assert manifest and not any("unfaithful" in line for line in manifest)
+    flags = (run_dir / "audit/flags.csv").read_text().splitlines()
+    assert flags[0].startswith("seed,index,exported,class")
+    assert sum(line.split(",")[2] == "1" for line in flags[1:]) == len(manifest)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    evaluation = Path(cli("evaluate", run_dir).stdout.strip().splitlines()[-1])
+    again = json.loads((evaluation / "metrics.json").read_text())
+    # the same kept synthetic images, regenerated from their seeds: the fake regime is reproduced exactly
+    assert again["regimes"]["fake"]["runs"] == metrics["regimes"]["fake"]["runs"]
