@@ -112,8 +112,9 @@ def nearest(queries: Tensor, reference: Tensor, *, exclude_self: bool = False, c
     """Per query row, the distance to and index of the nearest reference row (RMS over dimensions)."""
     dists, index = [], []
     scale = math.sqrt(queries.shape[1])
+    reference = reference.double()  # float64: an exact copy must come out at 0, not at rounding noise
     for start in range(0, len(queries), chunk):
-        d = torch.cdist(queries[start : start + chunk].double(), reference.double())
+        d = torch.cdist(queries[start : start + chunk].double(), reference)
         if exclude_self:
             rows = torch.arange(start, min(start + chunk, len(queries)))
             d[rows - start, rows] = math.inf
@@ -395,6 +396,11 @@ def warnings_for(summary: dict) -> list[str]:
         out.append(f"audit: data-copying statistic C_T = {c_t:.1f} (< -3): synthetic images sit closer to the training "
                    "images than new real images do: the generator memorises")
     faith = summary.get("faithfulness")
+    if faith and faith["real_heldout"] and faith["real_heldout"]["balanced_accuracy"] < 0.6:
+        out.append(f"audit: the feature space is weak: its classifier recognises only "
+                   f"{100 * faith['real_heldout']['balanced_accuracy']:.0f}% of held-out real images (balanced), so "
+                   "fidelity and faithfulness figures in it say little; train it longer (feature_extractor.options."
+                   "classifier_options) or use another feature_extractor")
     if faith and faith["real_heldout"]:
         real = faith["real_heldout"]["accuracy"]
         if faith["overall"] < real - 0.2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -37,6 +38,51 @@ def _load(recipe: Path, overrides: list[str] | None):
         _fail(str(exc))
 
 
+@contextmanager
+def _ranks(device=None):
+    """Under torchrun (WORLD_SIZE > 1): this command's process group; a failing rank names itself.
+
+    ``device``: where the command trains (nccl for CUDA, gloo for CPUs). A single process passes
+    through untouched.
+    """
+    import torch
+
+    from augkit import distributed
+
+    try:
+        here = distributed.init(device or torch.device("cpu"))
+    except distributed.DistributedError as exc:
+        _fail(str(exc))
+    try:
+        yield here
+    except typer.Exit:
+        raise
+    except distributed.DistributedError as exc:
+        _fail(f"rank {here.rank} of {here.size}: {exc}" if here.size > 1 else str(exc))
+    except Exception as exc:
+        if here.size > 1:  # then stop without leaving the group: a peer may be stuck in a collective
+            err.print(f"[bold red]error:[/] augkit: {distributed.failure(exc, here)}", highlight=False, soft_wrap=True)
+        raise
+    if here.size > 1:
+        distributed.close()
+
+
+def _device(resolved):
+    """The device the recipe's generator trains on (it picks the process group's backend)."""
+    import torch
+
+    try:
+        return getattr(resolved.build("generator"), "device", torch.device("cpu"))
+    except RuntimeError as exc:  # e.g. device: cuda without a GPU
+        _fail(str(exc))
+
+
+def _rank0_output(here) -> None:
+    """Log lines and progress bars come from rank 0 only."""
+    if here.main:
+        logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
+
+
 @app.command()
 def run(
     recipe: RecipeArg,
@@ -45,16 +91,19 @@ def run(
 ) -> None:
     """Run a recipe end to end into a new run folder; print the folder's path last."""
     from augkit.data import DataError
-    from augkit.progress import rich_progress
+    from augkit.progress import no_progress, rich_progress
     from augkit.report import results_table
     from augkit.runner import run as run_recipe
 
     resolved = _load(recipe, set_)
-    logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
-    try:
-        run_dir = run_recipe(resolved, out, progress=rich_progress(err))
-    except DataError as exc:
-        _fail(str(exc))
+    with _ranks(_device(resolved)) as here:
+        _rank0_output(here)
+        try:
+            run_dir = run_recipe(resolved, out, progress=rich_progress(err) if here.main else no_progress)
+        except DataError as exc:
+            _fail(str(exc))
+    if not here.main:
+        return
     metrics = json.loads((run_dir / "metrics.json").read_text())
     err.print()
     err.print(results_table(metrics), highlight=False, soft_wrap=True)
@@ -67,7 +116,7 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="an interrupted run's folder")],
 ) -> None:
     """Continue an interrupted run in its own folder, from its last generator checkpoint."""
-    from augkit.progress import rich_progress
+    from augkit.progress import no_progress, rich_progress
     from augkit.report import results_table
     from augkit.runner import run as run_recipe
 
@@ -77,8 +126,11 @@ def resume(
     if (run_dir / "metrics.json").exists():
         _fail(f"{run_dir} already finished (metrics.json exists); start a new run with `augkit run {recipe}`")
     resolved = _load(recipe, [])
-    logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
-    run_recipe(resolved, run_dir.parent, progress=rich_progress(err), resume=run_dir)
+    with _ranks(_device(resolved)) as here:
+        _rank0_output(here)
+        run_recipe(resolved, run_dir.parent, progress=rich_progress(err) if here.main else no_progress, resume=run_dir)
+    if not here.main:
+        return
     metrics = json.loads((run_dir / "metrics.json").read_text())
     err.print(results_table(metrics), highlight=False, soft_wrap=True)
     typer.echo(str(run_dir))
@@ -94,7 +146,7 @@ def evaluate(
 ) -> None:
     """Re-run the classifier study on a run's split and generator, without retraining the generator."""
     from augkit.data import DataError
-    from augkit.progress import rich_progress
+    from augkit.progress import no_progress, rich_progress
     from augkit.recipe import RecipeError
     from augkit.report import results_table
     from augkit.runner import evaluate_run
@@ -108,41 +160,21 @@ def evaluate(
         overrides.append(f"evaluation.regimes=[{regimes}]")
     if ratios is not None:
         overrides.append(f"evaluation.ratios=[{ratios}]")
-    logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
-    try:
-        out = evaluate_run(run_dir, overrides, progress=rich_progress(err))
-    except (RecipeError, DataError) as exc:
-        _fail(str(exc))
+    with _ranks(_device(_load(run_dir / "recipe.yaml", overrides))) as here:
+        _rank0_output(here)
+        try:
+            out = evaluate_run(run_dir, overrides, progress=rich_progress(err) if here.main else no_progress)
+        except (RecipeError, DataError) as exc:
+            _fail(str(exc))
+    if not here.main:
+        return
     err.print(results_table(json.loads((out / "metrics.json").read_text())), highlight=False, soft_wrap=True)
     typer.echo(str(out))
 
 
 def _exporter_options(cls, name: str, assignments: list[str]):
     """``--exporter-option KEY=VALUE`` pairs, validated by the exporter's own Options (as a recipe's would be)."""
-    import yaml
-    from pydantic import ValidationError
-
-    raw = {}
-    for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        if not sep or not key.strip():
-            _fail(f"--exporter-option {assignment!r}: expected KEY=VALUE, e.g. body_part=CHEST")
-        try:
-            raw[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            _fail(f"--exporter-option {assignment!r}: the value is not valid YAML: {exc}")
-    try:
-        return cls.Options.model_validate(raw)
-    except ValidationError as exc:
-        allowed = ", ".join(cls.Options.model_fields) or "none"
-        problems = []
-        for e in exc.errors():
-            key = ".".join(map(str, e["loc"])) or "(all)"
-            if e["type"] == "extra_forbidden":
-                problems.append(f"--exporter-option {key}: the {name!r} exporter has no such option (its options: {allowed})")
-            else:
-                problems.append(f"--exporter-option {key}: {e['msg']} (got {e.get('input')!r})")
-        _fail("; ".join(problems))
+    return _validated(cls, "exporter", name, "--exporter-option", _key_values("--exporter-option", assignments))
 
 
 @app.command()
@@ -165,11 +197,15 @@ def generate(
         ),
     ] = None,
 ) -> None:
-    """Generate images of one class from a checkpoint, streamed to disk with a manifest."""
+    """Generate images of one class from a checkpoint, streamed to disk with a manifest.
+
+    Under torchrun the processes share the batches and rank 0 writes them: the same files and
+    manifest as one process.
+    """
     import torch
 
     from augkit.plugins import PluginError, get_plugin_manager
-    from augkit.progress import rich_progress
+    from augkit.progress import no_progress, rich_progress
     from augkit.runner import generate_batches, sha256_file
 
     if out.exists() and any(out.iterdir()):
@@ -201,9 +237,24 @@ def generate(
         "generator": generator,
         "generator_version": getattr(gen, "version", "0"),
         "checkpoint_sha256": sha256_file(checkpoint),
+        "classes": classes,
     }
-    batches = generate_batches(gen, labels, seed=seed, batch_size=batch_size, progress=rich_progress(err))
-    manifest = exp.export(batches, classes, out, provenance)
+    run_recipe = checkpoint.resolve().parent.parent / "recipe.yaml"  # <run>/checkpoints/<name>.pt
+    if run_recipe.is_file():  # the same recipe hash as the run's own export
+        import hashlib
+
+        import yaml
+
+        resolved = yaml.safe_load(run_recipe.read_text(encoding="utf-8"))
+        provenance["recipe_sha256"] = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+    with _ranks(getattr(gen, "device", None)) as here:
+        batches = generate_batches(gen, labels, seed=seed, batch_size=batch_size, shard=True,
+                                   progress=rich_progress(err) if here.main else no_progress)
+        if not here.main:
+            for _ in batches:  # this rank's share of the generation; rank 0 writes every batch
+                pass
+            return
+        manifest = exp.export(batches, classes, out, provenance)
     typer.echo(str(manifest))
 
 
@@ -223,18 +274,12 @@ def _key_values(flag: str, assignments: list[str]) -> dict:
     return raw
 
 
-def _build(role: str, name: str, flag: str, options: dict):
-    """A plugin from the registry with validated options; errors name the flag and the allowed options."""
+def _validated(cls, role: str, name: str, flag: str, options: dict):
+    """``cls.Options`` from ``options``; errors name the flag, the key and the plugin's allowed options."""
     from pydantic import ValidationError
 
-    from augkit.plugins import PluginError, get_plugin_manager
-
     try:
-        cls = get_plugin_manager().get(role, name)
-    except PluginError as exc:
-        _fail(str(exc))
-    try:
-        return cls(cls.Options.model_validate(options))
+        return cls.Options.model_validate(options)
     except ValidationError as exc:
         allowed = ", ".join(cls.Options.model_fields) or "none"
         _fail("; ".join(
@@ -242,6 +287,17 @@ def _build(role: str, name: str, flag: str, options: dict):
             + (f"the {name!r} {role} has no such option (its options: {allowed})" if e["type"] == "extra_forbidden"
                else f"{e['msg']} (got {e.get('input')!r})")
             for e in exc.errors()))
+
+
+def _build(role: str, name: str, flag: str, options: dict):
+    """A plugin from the registry with validated options."""
+    from augkit.plugins import PluginError, get_plugin_manager
+
+    try:
+        cls = get_plugin_manager().get(role, name)
+    except PluginError as exc:
+        _fail(str(exc))
+    return cls(_validated(cls, role, name, flag, options))
 
 
 @app.command()
@@ -270,9 +326,12 @@ def audit(
     (one row per synthetic file), the closest pairs, report.md and report.html; prints its path last.
     """
     from augkit import audit as A
+    from augkit.distributed import launched
     from augkit.progress import rich_progress
     from augkit.runner import new_run_dir
 
+    if launched():
+        _fail("augkit audit runs in one process: start it without torchrun")
     if channels not in (1, 3):
         _fail(f"--channels {channels}: must be 1 or 3")
     if not 0 < copy_quantile < 0.5 or not 0 < copy_margin <= 1:
@@ -307,6 +366,25 @@ def audit(
     for warning in A.warnings_for(summary):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     print(out_dir)
+
+
+@app.command()
+def locate(
+    key: Annotated[str, typer.Argument(help="a sample key from skipped.csv or a log, e.g. virus/3f2a9c01b7de")],
+    root: Annotated[Path, typer.Option("--root", exists=True, file_okay=False, help="the data source's root folder")],
+) -> None:
+    """Find the file behind a sample key. Keys are keyed hashes of file paths: only this machine's user can do this."""
+    from augkit.keys import locate as find
+
+    try:
+        found = find(key, root)
+    except ValueError as exc:
+        _fail(str(exc))
+    if not found:
+        _fail(f"no file under {root} has the key {key!r} (keys made on another machine or account differ: see "
+              "docs/privacy.md)")
+    for path in found:
+        print(path)
 
 
 @app.command()

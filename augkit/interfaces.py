@@ -131,12 +131,22 @@ class Generator(Plugin):
     """Learns p(image | label) from real images and samples new ones."""
 
     version: ClassVar[str] = "0"
+    # True: under torchrun, ``fit`` runs on every rank and trains one model together (e.g. with
+    # DDP), leaving identical weights on every rank (docs/distributed.md). False: augkit refuses
+    # a multi-process run rather than train N separate models.
+    supports_distributed: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, train: LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
         """Train, yielding one log row (``{"step": ..., "d_loss": ...}``) at a time.
 
         The caller iterates to the end; it may call ``save`` between rows.
+        """
+
+    def check_distributed(self, world_size: int) -> None:
+        """Raise (naming the option) if these options cannot train over ``world_size`` processes.
+
+        Called before any work in a multi-process run, when ``supports_distributed`` is True.
         """
 
     @abstractmethod

@@ -3,12 +3,14 @@
 One row per written file. ``seed`` is the batch seed and ``index`` the image's position in
 that batch: together with the checkpoint they reproduce the image. ``audit_flags`` is
 empty unless a caller passes flags for an image (``;``-separated); the column is always
-there so that readers need not care whether an audit ran.
+there so that readers need not care whether an audit ran. With ``provenance["classes"]``
+(the label order), ``classes.json`` records it beside the manifest.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ class ManifestWriter:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / "manifest.csv"
         self.provenance = {k: provenance.get(k) for k in PROVENANCE_FIELDS}  # None -> empty cell
+        self.classes = list(provenance.get("classes") or [])
         self.rows = 0
         self._per_class: dict[str, int] = {}
         self._file = None
@@ -53,6 +56,8 @@ class ManifestWriter:
         self._file = open(self.path, "x", newline="")  # "x": never overwrite an earlier export
         self._writer = csv.DictWriter(self._file, FIELDS)
         self._writer.writeheader()
+        if self.classes:  # the label order, so that readers (augkit.pipeline.SyntheticFolder) keep it
+            (self.out_dir / "classes.json").write_text(json.dumps(self.classes) + "\n")
         return self
 
     def __exit__(self, *exc_info: object) -> None:

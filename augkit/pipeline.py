@@ -15,6 +15,7 @@ Items are MONAI-style dictionaries, so MONAI's dictionary transforms (``ScaleInt
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,7 +51,8 @@ class SyntheticFolder(Dataset):
     """An exported synthetic folder (``manifest.csv`` beside the images) as dictionaries.
 
     PNG files are read with Pillow (8 or 16 bit); NIfTI (``.nii``/``.nii.gz``) with nibabel
-    and DICOM (``.dcm``) with pydicom, when those exporters wrote the folder.
+    and DICOM (``.dcm``) with pydicom, when those exporters wrote the folder. Labels follow
+    ``classes``, by default the run's order from ``classes.json`` (else the names sorted).
     """
 
     def __init__(self, folder: Path | str, classes: Sequence[str] | None = None, transform: Transform | None = None):
@@ -60,6 +62,9 @@ class SyntheticFolder(Dataset):
             raise FileNotFoundError(f"{manifest} not found: give a folder written by an augkit exporter")
         with open(manifest, newline="") as f:
             self.rows = list(csv.DictReader(f))
+        order = self.folder / "classes.json"  # the run's label order, written by augkit's exporters
+        if classes is None and order.is_file():
+            classes = json.loads(order.read_text())
         self.classes = list(classes) if classes is not None else sorted({r["class"] for r in self.rows})
         unknown = {r["class"] for r in self.rows} - set(self.classes)
         if unknown:

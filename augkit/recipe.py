@@ -22,7 +22,7 @@ Regime = Literal["real", "fake", "fake+real", "real+classic", "real+oversample"]
 
 # Recipe keys shared with every plugin whose Options declare a field of the same name, in the
 # sections that work on preprocessed images (a dataset's own image_size is its native size).
-SHARED_KEYS = ("image_size", "channels")
+SHARED_KEYS = ("image_size", "channels", "precision", "device")
 SHARED_SECTIONS = ("preprocessor", "generator", "classifier")
 
 
@@ -127,6 +127,11 @@ class Recipe(Strict):
     seed: int = Field(0, ge=0, description="seeds splitting, training and sampling")
     image_size: int = Field(112, ge=8, le=1024, description="side of the square images every stage works on")
     channels: Literal[1, 3] = Field(1, description="1 (grayscale) or 3; the paper uses 3")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="numeric precision of the networks that train (bf16 autocast or fp32); auto: bf16 where the "
+        "hardware has it and the plugin measured that it pays (docs/benchmarks.md)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where networks train; auto: the GPU if any")
     cache_dir: Path | None = Field(None, description="preprocessing cache; default: <out>/.cache")
     strict: bool = Field(False, description="stop at the first unreadable image instead of skipping it")
     workers: int | None = Field(None, ge=1, description="preprocessing processes; default: all cores")

@@ -143,7 +143,7 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
 def _ms(stat: dict | None, digits: int = 3) -> str:
     if not stat:
         return "n/a"
-    return f"{stat['mean']:.{digits}g} ± {stat['std']:.1g}"
+    return f"{stat['mean']:.{digits}g} ± {stat['std']:.2g}"
 
 
 def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:

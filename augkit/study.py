@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from augkit import distributed
 from augkit import metrics as M
 from augkit import stats
 from augkit.interfaces import LabeledImages
@@ -164,36 +165,53 @@ def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str],
 
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, pool: LabeledImages,
              needs: dict[str, list[int]], out_dir, progress, *, regimes: list[str], seeds: list[int],
-             trained: dict | None = None) -> dict:
+             trained: dict | None = None) -> dict | None:
     """Train one classifier per (regime, seed); write classifier_losses.csv; return metrics.json's content.
 
     ``trained`` maps (regime, seed) to (classifier, its training rows) already trained exactly
     as that run would train it (the audit's real-data classifier): it is scored, not retrained.
+
+    Under torchrun the (regime, seed) trainings, each independent and seeded, are dealt out to
+    the ranks (training i to rank i mod N) and rank 0 gathers the results: the same metrics as
+    one process. Rank 0 returns them and writes the files; the other ranks return None.
     """
     trained = trained or {}
     from augkit import report  # plotting stays out of the import path of library users
 
     y_true = test.labels.numpy()
+    jobs = [(regime, seed) for regime in regimes for seed in seeds]
+    datasets: dict[str, LabeledImages] = {}
+    done: dict[int, tuple[dict, np.ndarray, list[dict]]] = {}  # job -> (run, predictions, curve rows)
+    for j in distributed.shard(len(jobs)):
+        regime, seed = jobs[j]
+        if regime not in datasets:
+            datasets[regime] = regime_data(regime, train, pool, needs, seed=seeds[0])
+        data = datasets[regime]
+        classifier, rows = trained.get((regime, seed), (None, []))
+        if classifier is None:
+            classifier, rows = resolved.build("classifier"), []
+            total = getattr(classifier.options, "epochs", None)
+            for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", total):
+                rows.append(row)
+        else:
+            log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
+        proba = classifier.predict_proba(test.images).numpy()
+        run = {"seed": seed, "train_images": len(data), **run_metrics(y_true, proba, test.classes)}
+        done[j] = (run, proba.argmax(1), [{"regime": regime, "seed": seed, **row} for row in rows])
+        log.info("%s, seed %d: accuracy %.3f, macro F1 %.3f", regime, seed, run["accuracy"], run["f1"])
+    parts = distributed.gather(done)
+    if parts is None:
+        return None
+    for part in parts:
+        done.update(part)
     runs: dict[str, list[dict]] = {}
     preds: dict[str, list[np.ndarray]] = {}
     curves = []
-    for regime in regimes:
-        data = regime_data(regime, train, pool, needs, seed=seeds[0])
-        for seed in seeds:
-            classifier, rows = trained.get((regime, seed), (None, []))
-            if classifier is None:
-                classifier = resolved.build("classifier")
-                total = getattr(classifier.options, "epochs", None)
-                for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", total):
-                    curves.append({"regime": regime, "seed": seed, **row})
-            else:
-                curves += [{"regime": regime, "seed": seed, **row} for row in rows]
-                log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
-            proba = classifier.predict_proba(test.images).numpy()
-            run = {"seed": seed, "train_images": len(data), **run_metrics(y_true, proba, test.classes)}
-            runs.setdefault(regime, []).append(run)
-            preds.setdefault(regime, []).append(proba.argmax(1))
-            log.info("%s, seed %d: accuracy %.3f, macro F1 %.3f", regime, seed, run["accuracy"], run["f1"])
+    for j, (regime, seed) in enumerate(jobs):
+        run, pred, rows = done[j]
+        runs.setdefault(regime, []).append(run)
+        preds.setdefault(regime, []).append(pred)
+        curves += rows
     report.write_csv(curves, out_dir / "classifier_losses.csv")
     metrics = {
         "classes": list(test.classes),

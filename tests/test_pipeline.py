@@ -36,6 +36,15 @@ def test_synthetic_folder_reads_an_export_and_batches_like_monai_dicts(gan, tmp_
     assert batch["image"].shape == (4, 1, 16, 16) and batch["label"].tolist() == [0, 1, 2, 2]
 
 
+def test_synthetic_folder_keeps_the_runs_label_order(gan, tmp_path):
+    labels = torch.tensor([0, 1, 2])
+    classes = ["normal", "bacteria", "virus"]  # not alphabetical, as in the chest recipes
+    PNGExporter().export([(gan.sample(labels, seed=1), labels, 1)], classes, tmp_path, {"classes": classes})
+    ds = SyntheticFolder(tmp_path)
+    assert ds.classes == classes
+    assert {ds.rows[i]["class"]: ds[i]["label"] for i in range(3)} == {"normal": 0, "bacteria": 1, "virus": 2}
+
+
 def test_synthetic_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.csv not found"):
         SyntheticFolder(tmp_path)

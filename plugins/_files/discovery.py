@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 import augkit
+from augkit import keys
 
 IGNORED_FOLDERS = frozenset({"__MACOSX"})  # macOS zip resource forks
 
@@ -52,10 +53,10 @@ def relative(path: Path, root: Path) -> str:
 
 
 def sample_key(rel: str, class_name: str, reveal: bool) -> str:
-    """``"<class>/<12 hex of sha256(rel)>"``, or ``rel`` itself when the user opted in."""
+    """``"<class>/<12 hex of a keyed hash of rel>"`` (``augkit.keys``), or ``rel`` itself when the user opted in."""
     if reveal:
         return rel
-    return f"{class_name}/{hashlib.sha256(rel.encode()).hexdigest()[:12]}"
+    return f"{class_name}/{keys.path_digest(rel)}"
 
 
 def reject(reason: str) -> None:
@@ -97,7 +98,8 @@ class FileSourceOptions(augkit.DataSource.Options):
         False,
         description=(
             "Use relative file paths as sample keys (in logs and skipped.csv). Off by default: "
-            "file names often contain patient ids, so keys are '<class>/<12 hex of sha256 of the path>'."
+            "file names often contain patient ids, so keys are '<class>/<12 hex of a keyed hash of the path>' "
+            "(`augkit locate KEY --root DIR` finds the file)."
         ),
     )
 

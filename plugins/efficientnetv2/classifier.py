@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 import augkit
+from augkit import accel
 
 
 class EfficientNetV2(augkit.Classifier):
@@ -45,6 +46,11 @@ class EfficientNetV2(augkit.Classifier):
         hflip: bool = Field(
             False, description="random horizontal flips; off by default because left/right carries anatomy (heart side)"
         )
+        precision: accel.Precision = Field(
+            "auto", description="bf16 autocast or fp32 (channels-last memory either way); auto: bf16 on a GPU with "
+            "bf16, and on a bf16 CPU from 96 px up (at 56 px fp32 was faster)"
+        )
+        device: accel.Device = Field("auto", description="auto: the GPU if there is one")
 
         @field_validator("variant")
         @classmethod
@@ -81,6 +87,20 @@ class EfficientNetV2(augkit.Classifier):
         super().__init__(options, **kwargs)
         self.model: torch.nn.Module | None = None
 
+    @property
+    def device(self) -> torch.device:
+        return accel.resolve_device(self.options.device)
+
+    @property
+    def precision(self) -> str:
+        # measured on this project's CPU, training images/s at batch 32 (channels-last):
+        # 56 px fp32 343 vs bf16 276; 112 px fp32 145 vs bf16 177
+        return accel.resolve_precision(self.options.precision, self.device,
+                                       cpu_bf16_pays=self.options.image_size >= 96)
+
+    def _input(self, x: Tensor) -> Tensor:
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
     def _create(self, n_classes: int) -> torch.nn.Module:
         import timm
 
@@ -101,7 +121,7 @@ class EfficientNetV2(augkit.Classifier):
             if not usable:
                 raise ValueError(f"{o.weights}: no tensor matches {o.variant}; is it a weights file for this variant?")
             model.load_state_dict(usable, strict=False)
-        return model
+        return model.to(self.device, memory_format=torch.channels_last)  # 1.3-1.5x faster on CPU, both precisions
 
     def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int = 0) -> Iterator[dict[str, float]]:
         o = self.options
@@ -115,7 +135,8 @@ class EfficientNetV2(augkit.Classifier):
         weight = None
         if o.class_weighting:
             counts = torch.bincount(train.labels, minlength=len(train.classes)).clamp_min(1).float()
-            weight = counts.sum() / (len(counts) * counts)
+            weight = (counts.sum() / (len(counts) * counts)).to(self.device)
+        autocast = accel.autocast(self.device, self.precision)
         for epoch in range(1, o.epochs + 1):
             model.train()
             order = torch.randperm(len(train), generator=rng)
@@ -125,7 +146,8 @@ class EfficientNetV2(augkit.Classifier):
                 x, y = train.images[idx], train.labels[idx]
                 if o.augment:
                     x = _augment(x, rng, o.hflip)
-                loss = F.cross_entropy(model(x), y, weight=weight)
+                with autocast:
+                    loss = F.cross_entropy(model(self._input(x)), y.to(self.device), weight=weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -153,7 +175,8 @@ class EfficientNetV2(augkit.Classifier):
         if self.model is None:
             raise RuntimeError("efficientnetv2: fit() before predicting")
         self.model.eval()
-        out = [self.model(images[i : i + 256]).softmax(1) for i in range(0, len(images), 256)]
+        with accel.autocast(self.device, self.precision):
+            out = [self.model(self._input(images[i : i + 256])).float().softmax(1).cpu() for i in range(0, len(images), 256)]
         return torch.cat(out)
 
     @torch.inference_mode()
@@ -163,8 +186,10 @@ class EfficientNetV2(augkit.Classifier):
             raise RuntimeError("efficientnetv2: fit() before computing features")
         self.model.eval()
         m = self.model
-        out = [m.forward_head(m.forward_features(images[i : i + 256]), pre_logits=True) for i in range(0, len(images), 256)]
-        return torch.cat(out).float()
+        with accel.autocast(self.device, self.precision):
+            out = [m.forward_head(m.forward_features(self._input(images[i : i + 256])), pre_logits=True).float().cpu()
+                   for i in range(0, len(images), 256)]
+        return torch.cat(out)
 
 
 def _augment(x: Tensor, rng: torch.Generator, hflip: bool) -> Tensor:

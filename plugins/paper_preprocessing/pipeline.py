@@ -233,7 +233,8 @@ def to_unit_range(image: np.ndarray, percentiles: tuple[float, float] = CLIP_PER
 
 def replicate_channels(image: np.ndarray, channels: int) -> np.ndarray:
     """(H, W) -> (channels, H, W), the same plane repeated."""
-    return np.ascontiguousarray(np.broadcast_to(image, (channels, *image.shape)), dtype=np.float32)
+    # np.repeat copies: a broadcast view would be read-only (torch.from_numpy warns on those)
+    return np.repeat(image[None].astype(np.float32, copy=False), channels, axis=0)
 
 
 # --- the plugin ------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """No patient identifier from a DICOM header or a file name reaches anything augkit writes."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,8 @@ def test_patient_identifiers_never_reach_outputs(tmp_path, cli):
     assert len(written) > 20
     for p in written:
         blob = p.read_bytes()
+        if p.suffix == ".html":  # embedded PNGs: their base64 can spell DOE by chance; their pixels carry no text
+            blob = re.sub(rb"data:image/png;base64,[A-Za-z0-9+/=]+", b"", blob)
         for ident in IDENTIFIERS:
             assert ident not in blob, f"{ident!r} found in {p.relative_to(tmp_path)}"
     for ident in IDENTIFIERS:

@@ -65,6 +65,9 @@ def test_generate_same_seed_same_images(checkpoint, tmp_path, cli):
     rows = list(csv.DictReader(open(tmp_path / "a" / "manifest.csv")))
     assert {r["class"] for r in rows} == {"virus"} and rows[0]["generator"] == "acgan"
     assert len({r["seed"] for r in rows}) == 3  # one seed per batch of 32
+    # the checkpoint sits in a run folder: its recipe's hash, as in the run's own manifest
+    run_rows = list(csv.DictReader(open(checkpoint.parent.parent / "synthetic" / "manifest.csv")))
+    assert rows[0]["recipe_sha256"] == run_rows[0]["recipe_sha256"] != ""
 
 
 def test_generate_refuses_unknown_class_and_non_empty_folder(checkpoint, tmp_path, cli):

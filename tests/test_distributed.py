@@ -1,0 +1,309 @@
+"""torch.distributed on CPUs (gloo): two spawned processes against one.
+
+One spawn (two ranks) runs every scenario and leaves its results in a folder; the tests
+compare them with the same work done here, in this single process:
+
+* the AC-GAN trained with DDP: identical weights on both ranks after every step; losses and
+  weights as a single process with the same global batch (to float rounding with dropout 0,
+  within a tolerance with dropout, whose masks differ per rank); rank 0's checkpoint resumes here;
+* sharded generation: every rank receives every batch, identical to one process's;
+* the classifier study spread over the ranks: metrics identical to one process's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import augkit
+from augkit import distributed
+from augkit.interfaces import LabeledImages
+
+TINY = Path(__file__).parent.parent / "examples" / "tiny.yaml"
+WORLD = 2
+STEPS = 4
+# dropout 0: ranks differ from one process only by float rounding; "dropout": the default 0.25
+CONFIGS = {"exact": {"dropout": 0.0}, "dropout": {}}
+REGIMES, SEEDS = ["real", "fake", "fake+real", "real+classic"], [0, 1]
+
+
+def gan(**options):
+    from augkit_plugins.acgan import ACGAN
+
+    return ACGAN(**{"image_size": 16, "width": 16, "iterations": STEPS, "batch_size": 8, "log_every": 1,
+                    "precision": "fp32", **options})
+
+
+@contextmanager
+def rank_threads():
+    """This process with the threads each rank has (``cores // ranks``).
+
+    CPU kernels (oneDNN, MKL) split their sums by thread, so float results depend on the thread
+    count: bit for bit, a rank matches one process with its own thread count.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // WORLD))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def images(n_per_class: int = 12, size: int = 16, seed: int = 0) -> LabeledImages:
+    """Three classes of textured images at three brightness levels."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(3).repeat_interleave(n_per_class)
+    base = (labels.float() - 1)[:, None, None, None] * 0.5
+    return LabeledImages((base + 0.25 * torch.randn(len(labels), 1, size, size, generator=g)).clamp(-1, 1), labels,
+                         ["dark", "grey", "bright"])
+
+
+def flat(g) -> torch.Tensor:
+    """Every weight and buffer of G, D and G's moving average, as one vector."""
+    parts = [*g.G.state_dict().values(), *g.D.state_dict().values(), *g.G_ema.state_dict().values()]
+    return torch.cat([t.detach().flatten().double() for t in parts])
+
+
+def study_inputs():
+    from augkit import study
+
+    train, val, test = images(8, seed=1), images(3, seed=2), images(4, seed=3)
+    pool = images(10, seed=4)
+    needs = study.synthetic_needs(REGIMES, train.counts(), per_class=6, multiplier=1.0, balance=False)
+    resolved = augkit.load_recipe(TINY, ["classifier.options.epochs=1", "classifier.options.batch_size=8"])
+    return resolved, train, val, test, pool, needs
+
+
+def run_study(out_dir: Path):
+    from augkit import study
+    from augkit.progress import no_progress
+
+    resolved, train, val, test, pool, needs = study_inputs()
+    return study.evaluate(resolved, train, val, test, pool, needs, out_dir, no_progress, regimes=REGIMES, seeds=SEEDS)
+
+
+def sample_labels() -> torch.Tensor:
+    return torch.arange(3).repeat(13)[:37]  # 8 batches of 5, the last one short: 4 rounds of 2 ranks
+
+
+def bn_inputs():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(8, 4, 5, 5, generator=g) * 3 + 1, torch.randn(8, 4, 5, 5, generator=g)  # x, dL/dy
+
+
+def global_batchnorm(rank: int) -> dict:
+    """One training step of GlobalBatchNorm2d on this rank's half of a batch of 8."""
+    from augkit_plugins.acgan.sync_batchnorm import GlobalBatchNorm2d
+
+    x, grad = bn_inputs()
+    mine = slice(rank * 4, (rank + 1) * 4)
+    bn, local = GlobalBatchNorm2d(4).train(), x[mine].clone().requires_grad_()
+    y = bn(local)
+    y.backward(grad[mine])
+    return {"y": y.detach(), "x_grad": local.grad, "w_grad": bn.weight.grad, "b_grad": bn.bias.grad,
+            "mean": bn.running_mean, "var": bn.running_var}
+
+
+# -- the two ranks -------------------------------------------------------------------------
+
+
+def _rank(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
+                      LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(WORLD))
+    out = Path(out)
+    here = distributed.init(torch.device("cpu"))
+    assert (here.rank, here.size) == (rank, WORLD)
+    assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) // WORLD)  # no oversubscription
+    try:
+        from augkit.runner import generate_batches
+        from augkit_plugins.acgan import ACGAN
+
+        for name, options in CONFIGS.items():
+            g, rows, same, rngs = gan(**options), [], [], []
+            for row in g.fit(images(), seed=0):
+                rows.append(row)
+                same.append(all(torch.equal(s, flat(g)) for s in distributed.all_gather(flat(g))))
+                rngs.append(distributed.all_gather(hashlib.sha1(torch.get_rng_state().numpy().tobytes()).hexdigest()))
+                if row["step"] == 2 and here.main:
+                    g.save(out / f"{name}-step2.pt")
+            if here.main:
+                g.save(out / f"{name}-last.pt")
+                torch.save({"rows": rows, "same": same, "rngs": rngs, "weights": flat(g)}, out / f"{name}.pt")
+
+        distributed.barrier()  # rank 0 has written it
+        loaded = ACGAN.load(out / "exact-last.pt")
+        batches = list(generate_batches(loaded, sample_labels(), seed=3, batch_size=5, shard=True))
+        torch.save(batches, out / f"batches-{rank}.pt")
+
+        torch.save(global_batchnorm(rank), out / f"bn-{rank}.pt")
+
+        metrics = run_study(out / "study")
+        if here.main:
+            (out / "study.json").write_text(json.dumps(metrics, sort_keys=True))
+        else:
+            assert metrics is None
+    except BaseException:
+        import traceback
+
+        (out / f"rank{rank}-error.txt").write_text(traceback.format_exc())  # kept with the results, for a failure
+        raise
+    distributed.close()  # on success only, as the CLI does: a failed peer would never reach its barrier
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> Path:
+    import torch.multiprocessing as mp
+
+    out = tmp_path_factory.mktemp("ranks")
+    (out / "study").mkdir()
+    mp.start_processes(_rank, args=(_free_port(), str(out)), nprocs=WORLD, start_method="spawn")
+    return out
+
+
+# -- DDP training --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_ranks_hold_identical_weights_after_every_step(ranks, name):
+    result = torch.load(ranks / f"{name}.pt", weights_only=False)
+    assert [r["step"] for r in result["rows"]] == list(range(1, STEPS + 1))
+    assert result["same"] == [True] * STEPS
+
+
+def test_each_rank_draws_its_own_dropout_masks(ranks):
+    for states in torch.load(ranks / "dropout.pt", weights_only=False)["rngs"]:
+        assert len(set(states)) == WORLD
+
+
+def single(name: str):
+    g = gan(**CONFIGS[name])
+    rows = list(g.fit(images(), seed=0))
+    return g, rows
+
+
+def losses(rows):
+    return torch.tensor([[r["d_loss"], r["g_loss"]] for r in rows])
+
+
+def test_matches_one_process_with_the_same_global_batch(ranks):
+    g, rows = single("exact")
+    result = torch.load(ranks / "exact.pt", weights_only=False)
+    # the same batches, augmentations and updates: only the order of float sums differs
+    torch.testing.assert_close(losses(result["rows"]), losses(rows), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(result["weights"], flat(g), rtol=1e-4, atol=1e-5)
+
+
+def test_with_dropout_matches_one_process_within_tolerance(ranks):
+    _, rows = single("dropout")
+    result = torch.load(ranks / "dropout.pt", weights_only=False)
+    # other dropout masks: the same training, another draw of its noise
+    torch.testing.assert_close(losses(result["rows"]), losses(rows), rtol=0.1, atol=0.05)
+    assert not torch.equal(losses(result["rows"]), losses(rows))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_rank0_checkpoint_resumes_in_one_process(ranks, name):
+    from augkit_plugins.acgan import ACGAN
+
+    resumed = ACGAN.load(ranks / f"{name}-step2.pt")
+    assert resumed.step == 2
+    rows = list(resumed.fit(images(), seed=0))
+    assert [r["step"] for r in rows] == [3, 4]
+    distributed_rows = torch.load(ranks / f"{name}.pt", weights_only=False)["rows"][2:]
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if name == "exact" else {"rtol": 0.1, "atol": 0.05}
+    torch.testing.assert_close(losses(rows), losses(distributed_rows), **tolerance)
+
+
+def test_global_batchnorm_is_batchnorm_over_the_whole_batch(ranks):
+    x, grad = bn_inputs()
+    bn, full = torch.nn.BatchNorm2d(4).train(), x.clone().requires_grad_()
+    y = bn(full)
+    y.backward(grad)
+    halves = [torch.load(ranks / f"bn-{rank}.pt") for rank in range(WORLD)]
+    close = {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(torch.cat([h["y"] for h in halves]), y.detach(), **close)
+    torch.testing.assert_close(torch.cat([h["x_grad"] for h in halves]), full.grad, **close)
+    for h in halves:  # the sum of the loss over ranks is the whole batch's loss
+        torch.testing.assert_close(h["mean"], bn.running_mean, **close)
+        torch.testing.assert_close(h["var"], bn.running_var, **close)
+    torch.testing.assert_close(halves[0]["w_grad"] + halves[1]["w_grad"], bn.weight.grad, **close)
+    torch.testing.assert_close(halves[0]["b_grad"] + halves[1]["b_grad"], bn.bias.grad, **close)
+
+
+# -- sharded generation and the study ------------------------------------------------------
+
+
+def test_sharded_generation_gives_every_rank_the_batches_of_one_process(ranks):
+    from augkit.runner import generate_batches
+    from augkit_plugins.acgan import ACGAN
+
+    with rank_threads():
+        expected = list(generate_batches(ACGAN.load(ranks / "exact-last.pt"), sample_labels(), seed=3, batch_size=5))
+    assert len(expected) == 8
+    for rank in range(WORLD):
+        got = torch.load(ranks / f"batches-{rank}.pt", weights_only=False)
+        assert [b.seed for b in got] == [b.seed for b in expected] == [3 * 1_000_003 + b for b in range(8)]
+        for a, b in zip(got, expected):
+            assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and a.index == b.index
+
+
+def test_study_spread_over_ranks_gives_the_metrics_of_one_process(ranks, tmp_path):
+    with rank_threads():
+        metrics = run_study(tmp_path)
+    assert json.loads((ranks / "study.json").read_text()) == json.loads(json.dumps(metrics, sort_keys=True))
+    assert (ranks / "study" / "classifier_losses.csv").read_text() == (tmp_path / "classifier_losses.csv").read_text()
+
+
+# -- one process, and what is refused ------------------------------------------------------
+
+
+def test_one_process_is_left_alone(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    threads = torch.get_num_threads()
+    assert distributed.init(torch.device("cpu")) == distributed.World()
+    assert not torch.distributed.is_initialized() and torch.get_num_threads() == threads
+    assert distributed.world().main and list(distributed.shard(3)) == [0, 1, 2]
+    assert distributed.all_gather("x") == ["x"] and distributed.broadcast(5) == 5
+
+
+def test_refusals_name_the_problem(monkeypatch):
+    from augkit.runner import check_distributed
+
+    with pytest.raises(distributed.DistributedError, match="batch_size 30 is not divisible by the 4 processes"):
+        gan(batch_size=30).check_distributed(4)
+    with pytest.raises(distributed.DistributedError, match="compile: true is not supported"):
+        gan(compile=True).check_distributed(2)
+    gan(batch_size=32).check_distributed(4)
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("AUGKIT_DIST_BACKEND", "nccl")
+        with pytest.raises(distributed.DistributedError, match="nccl needs CUDA GPUs, but torch sees none"):
+            distributed.backend_for(torch.device("cpu"))
+    monkeypatch.setenv("AUGKIT_DIST_BACKEND", "mpi")
+    with pytest.raises(distributed.DistributedError, match="use one of gloo, nccl"):
+        distributed.backend_for(torch.device("cpu"))
+    monkeypatch.delenv("AUGKIT_DIST_BACKEND")
+    assert distributed.backend_for(torch.device("cpu")) == "gloo"
+    single_process_only = SimpleNamespace(plugins={"generator": (SimpleNamespace(), None)},
+                                          recipe=SimpleNamespace(generator=SimpleNamespace(name="wgan-gp")))
+    with pytest.raises(distributed.DistributedError, match="'wgan-gp' generator cannot train over several processes"):
+        check_distributed(single_process_only)
+
+
+def test_audit_refuses_torchrun(monkeypatch, tmp_path, cli):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = cli("audit", tmp_path, "--reference", tmp_path, expect=2)
+    assert "augkit audit runs in one process: start it without torchrun" in result.output
