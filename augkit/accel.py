@@ -30,7 +30,15 @@ def resolve_device(device: str) -> torch.device:
 def bf16_supported(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return _cpu_bf16()
+
+
+def _cpu_bf16() -> bool:
+    """oneDNN's own test for fast bf16 (AVX-512 BF16 or AMX); False where torch has no oneDNN (e.g. some ARM builds)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def resolve_precision(precision: str, device: torch.device, *, cpu_bf16_pays: bool = True) -> str:
@@ -57,7 +65,7 @@ def describe() -> dict:
     return {
         "cuda": torch.cuda.get_device_name(0) if cuda else None,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "cpu_bf16": _cpu_bf16(),
         "cuda_bf16": bool(cuda and torch.cuda.is_bf16_supported()),
         "threads": torch.get_num_threads(),
     }
