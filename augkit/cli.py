@@ -289,15 +289,14 @@ def _validated(cls, role: str, name: str, flag: str, options: dict):
             for e in exc.errors()))
 
 
-def _build(role: str, name: str, flag: str, options: dict):
-    """A plugin from the registry with validated options."""
-    from augkit.plugins import PluginError, get_plugin_manager
+def _plugin_class(registry, role: str, name: str):
+    """A registered plugin class; an unknown name fails with the installed ones and close matches."""
+    from augkit.plugins import PluginError
 
     try:
-        cls = get_plugin_manager().get(role, name)
+        return registry.get(role, name)
     except PluginError as exc:
         _fail(str(exc))
-    return cls(_validated(cls, role, name, flag, options))
 
 
 @app.command()
@@ -337,20 +336,22 @@ def audit(
     if not 0 < copy_quantile < 0.5 or not 0 < copy_margin <= 1:
         _fail(f"--copy-quantile must be in (0, 0.5) and --copy-margin in (0, 1]; got {copy_quantile}, {copy_margin}")
     logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
-    prep = _build("preprocessor", "paper", "--preprocessor-option", {
-        "crop": False, "denoise": False, **_key_values("--preprocessor-option", preprocessor_option or []),
-        "image_size": image_size, "channels": channels})
-    feature_options = _key_values("--feature-option", feature_option or [])
     from augkit.plugins import get_plugin_manager
 
     registry = get_plugin_manager()
-    extractor_cls = registry.get("feature_extractor", features) if features in registry.plugins["feature_extractor"] else None
-    if extractor_cls is not None and "classifier_options" in extractor_cls.Options.model_fields:
-        name = feature_options.get("classifier") or "efficientnetv2"
+    paper = _plugin_class(registry, "preprocessor", "paper")
+    prep = paper(_validated(paper, "preprocessor", "paper", "--preprocessor-option", {
+        "crop": False, "denoise": False, **_key_values("--preprocessor-option", preprocessor_option or []),
+        "image_size": image_size, "channels": channels}))
+    feature_options = _key_values("--feature-option", feature_option or [])
+    extractor_cls = _plugin_class(registry, "feature_extractor", features)
+    if "classifier_options" in extractor_cls.Options.model_fields:  # it trains a classifier: give it the image shape
+        classifier_cls = _plugin_class(registry, "classifier", feature_options.get("classifier") or "efficientnetv2")
         shared = {k: v for k, v in (("image_size", image_size), ("channels", channels))
-                  if k in registry.get("classifier", name).Options.model_fields}
+                  if k in classifier_cls.Options.model_fields}
         feature_options["classifier_options"] = {**shared, **(feature_options.get("classifier_options") or {})}
-    extractor = _build("feature_extractor", features, "--feature-option", feature_options)
+    extractor = extractor_cls(_validated(extractor_cls, "feature_extractor", features, "--feature-option",
+                                         feature_options))
     out_dir = new_run_dir(out, "audit")
     settings = A.AuditSettings(copy_quantile=copy_quantile, copy_margin=copy_margin, seed=seed)
     try:
@@ -424,4 +425,11 @@ def reference_(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:  # typer ends every command this way
+        from augkit import distributed
+
+        if distributed.launched():  # one of several processes: skip the C++ teardown that can abort
+            distributed.exit_now(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
+        raise

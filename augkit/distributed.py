@@ -118,15 +118,30 @@ def init(device: torch.device) -> World:
 def close() -> None:
     """Leave the group once every rank is done (call it on success only: a failed peer never arrives).
 
-    With gloo the group is not destroyed: ``destroy_process_group`` at the end of a finished
-    2-rank CPU run aborted a rank about once in twelve runs ("terminate called without an
-    active exception", torch 2.14.1), after every result was written; without it, 25 runs in a
-    row ended cleanly. Process exit releases the group. NCCL groups are destroyed, as torch asks.
+    With gloo the group is not destroyed, and a process that was one of several should end
+    through :func:`exit_now`: at the end of a finished 2-rank CPU run, C++ teardown (of the
+    group, or of its threads at interpreter exit) aborted a rank about once in ten to twenty
+    runs ("terminate called without an active exception", torch 2.14.1), after every result was
+    written. NCCL groups are destroyed, as torch asks.
     """
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         if dist.get_backend() == "nccl":
             dist.destroy_process_group()
+
+
+def exit_now(code: int = 0) -> None:
+    """End this process at once after flushing logs and output, skipping C++ static teardown (see ``close``)."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 def failure(exc: BaseException, here: World) -> str:
     """What a failing rank says before it stops (torchrun then stops the others and names the first failed rank)."""

@@ -247,7 +247,7 @@ class Exporter(Plugin):
         """Write every batch (a :class:`SyntheticBatch` or an (images, labels, seed) triple) into ``out_dir``.
 
         Read each through ``SyntheticBatch.of(batch)`` and record ``seed``, ``index[i]`` and
-        ``flags[i]`` per image in the manifest (``augkit.manifest.ManifestWriter`` does the rest).
+        ``flags[i]`` per image in the manifest: ``augkit.manifest.ManifestWriter.entries`` does both.
 
         Returns the path of ``manifest.csv``; never overwrites an earlier export.
         """

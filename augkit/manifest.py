@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from augkit.interfaces import SyntheticBatch
 
 FIELDS = [
     "file",
@@ -35,10 +37,10 @@ class ManifestWriter:
     ::
 
         with ManifestWriter(out_dir, provenance) as manifest:
-            for image, name, seed, index in ...:
-                rel = manifest.next_file(name, ".png")     # "<class>/<class>_000000.png"
-                save(image, out_dir / rel)
-                manifest.add(rel, name, seed=seed, index=index)
+            for pixels, name, path in manifest.entries(batches, classes, ".png", convert):
+                save(pixels, path)                         # <out>/<class>/<class>_000000.png
+
+    (``next_file`` and ``add`` are the two halves of ``entries``, for other loops.)
     """
 
     def __init__(self, out_dir: Path, provenance: dict[str, Any]):
@@ -87,3 +89,18 @@ class ManifestWriter:
             }
         )
         self.rows += 1
+
+    def entries(self, batches: Iterable, classes: list[str], suffix: str,
+                convert: Callable[[Any], Iterable[Any]]) -> Iterator[tuple[Any, str, Path]]:
+        """Per image of every batch (``SyntheticBatch`` or triple): ``(convert(images)[i], class name, path to write)``.
+
+        The manifest row (the batch's seed, the image's index and audit flags) is added once the
+        caller has written the file and asks for the next one: every exporter's loop is then
+        ``for pixels, name, path in manifest.entries(...): save(pixels, path)``.
+        """
+        for batch in map(SyntheticBatch.of, batches):
+            for pixels, label, index, flags in zip(convert(batch.images), batch.labels.tolist(), batch.index, batch.flags):
+                name = classes[label]
+                rel = self.next_file(name, suffix)
+                yield pixels, name, self.out_dir / rel
+                self.add(rel, name, seed=batch.seed, index=index, audit_flags=flags)

@@ -156,6 +156,7 @@ def _rank(rank: int, port: int, out: str) -> None:
         (out / f"rank{rank}-error.txt").write_text(traceback.format_exc())  # kept with the results, for a failure
         raise
     distributed.close()  # on success only, as the CLI does: a failed peer would never reach its barrier
+    distributed.exit_now(0)  # and ends as the CLI does under torchrun
 
 
 def _free_port() -> int:

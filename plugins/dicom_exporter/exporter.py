@@ -82,16 +82,10 @@ class DicomExporter(augkit.Exporter):
         out_dir = Path(out_dir)
         now = dt.datetime.now(dt.timezone.utc)
         series = self.series(provenance, now)  # one Study, one Series per export
-        n = 0
         with ManifestWriter(out_dir, provenance) as manifest:
-            for batch in map(augkit.SyntheticBatch.of, batches):
-                images = batch.images
-                for pixels, label, index, flags in zip(to_uint(images, self.options.bits), batch.labels.tolist(), batch.index, batch.flags):
-                    n += 1
-                    rel = manifest.next_file(classes[label], ".dcm")
-                    ds = self.instance(series, pixels, classes[label], number=n, now=now)
-                    write(ds, out_dir / rel)
-                    manifest.add(rel, classes[label], seed=batch.seed, index=index, audit_flags=flags)
+            convert = lambda images: to_uint(images, self.options.bits)  # noqa: E731
+            for n, (pixels, name, path) in enumerate(manifest.entries(batches, classes, ".dcm", convert), start=1):
+                write(self.instance(series, pixels, name, number=n, now=now), path)
         return manifest.path
 
     def series(self, provenance: dict[str, Any], now: dt.datetime) -> Dataset:

@@ -89,10 +89,6 @@ class NiftiExporter(augkit.Exporter):
     ) -> Path:
         out_dir = Path(out_dir)
         with ManifestWriter(out_dir, provenance) as manifest:
-            for batch in map(augkit.SyntheticBatch.of, batches):
-                images = batch.images
-                for pixels, label, index, flags in zip(to_unit(images), batch.labels.tolist(), batch.index, batch.flags):
-                    rel = manifest.next_file(classes[label], ".nii.gz")
-                    nib.save(self.image(pixels, classes[label]), out_dir / rel)
-                    manifest.add(rel, classes[label], seed=batch.seed, index=index, audit_flags=flags)
+            for pixels, name, path in manifest.entries(batches, classes, ".nii.gz", to_unit):
+                nib.save(self.image(pixels, name), path)
         return manifest.path

@@ -29,6 +29,12 @@ class PNGExporter(augkit.Exporter):
     class Options(augkit.Exporter.Options):
         bits: Literal[8, 16] = Field(8, description="bit depth; 16-bit only for grayscale")
 
+    def _pixels(self, images: Tensor) -> np.ndarray:
+        pixels = to_uint(images, self.options.bits)
+        if self.options.bits == 16 and pixels.ndim == 4:
+            raise ValueError("exporter.options.bits: 16-bit PNG is for grayscale images; use bits: 8 for RGB")
+        return pixels
+
     def export(
         self,
         batches: Iterable[augkit.SyntheticBatch | tuple[Tensor, Tensor, int]],
@@ -38,12 +44,6 @@ class PNGExporter(augkit.Exporter):
     ) -> Path:
         out_dir = Path(out_dir)
         with ManifestWriter(out_dir, provenance) as manifest:
-            for batch in map(augkit.SyntheticBatch.of, batches):
-                pixels = to_uint(batch.images, self.options.bits)
-                if self.options.bits == 16 and pixels.ndim == 4:
-                    raise ValueError("exporter.options.bits: 16-bit PNG is for grayscale images; use bits: 8 for RGB")
-                for img, label, index, flags in zip(pixels, batch.labels.tolist(), batch.index, batch.flags):
-                    rel = manifest.next_file(classes[label], ".png")
-                    Image.fromarray(img).save(out_dir / rel)
-                    manifest.add(rel, classes[label], seed=batch.seed, index=index, audit_flags=flags)
+            for img, _, path in manifest.entries(batches, classes, ".png", self._pixels):
+                Image.fromarray(img).save(path)
         return manifest.path
