@@ -8,15 +8,19 @@ single process exactly as it was: no process group, no collective, no thread cha
 ``close`` leaves the group at the end of the command.
 
 Who does what (docs/distributed.md): every rank trains the generator (DDP), generates its
-share of the synthetic batches and trains its share of the classifier study; rank 0 alone
-writes files, logs and progress bars. The helpers below are no-ops in a single process.
+share of the synthetic batches and takes part in the classifier study (its share of the
+trainings, or every training together with the others, with DDP); rank 0 alone writes files,
+logs and progress bars. The helpers below are no-ops in a single process.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,12 +51,31 @@ class World:
         return self.rank == 0
 
 
+_alone = 0  # > 0 inside ``alone()``
+
+
 def world() -> World:
-    """The current process group as a :class:`World` (``World()`` when there is none)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    """The current process group as a :class:`World` (``World()`` when there is none, or inside :func:`alone`)."""
+    if _alone or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return World()
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
                  int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Within: this process behaves as a single process (``world()`` is ``World()``, collectives are no-ops).
+
+    For work one rank does by itself while the others do something else: rank 0 training the
+    audit's classifier, or each rank training its own share of the study's classifiers. A
+    plugin that consults :func:`world` then trains on its own instead of waiting for peers.
+    """
+    global _alone
+    _alone += 1
+    try:
+        yield
+    finally:
+        _alone -= 1
 
 
 def launched() -> bool:
@@ -191,11 +214,56 @@ def gather(obj: Any) -> list[Any] | None:
 
 def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
     """The mean over ranks of ``values``: a new tensor (``values`` itself in one process)."""
+    return values if world().size == 1 else all_reduce_sum(values) / world().size
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """The sum over ranks of ``values``: a new tensor (``values`` itself in one process)."""
     if world().size == 1:
         return values
     out = values.detach().clone()
     dist.all_reduce(out)
-    return out / world().size
+    return out
+
+
+def ddp(module: torch.nn.Module, device: torch.device, *, sync_buffers: bool) -> torch.nn.Module:
+    """``module`` in torch's ``DistributedDataParallel``: gradients averaged over ranks at each backward.
+
+    ``sync_buffers``: give every rank rank 0's buffers (batch-norm running statistics) before each
+    forward pass; not needed when batch norm is synchronised (the statistics are already equal).
+    """
+    import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [torch.cuda.current_device()] if device.type == "cuda" else None
+    # torch >= 2.14 names it forward_sync_buffers (broadcast_buffers is deprecated); older torch has only the latter
+    key = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters
+           else "broadcast_buffers")
+    return DDP(module, device_ids=ids, **{key: sync_buffers})
+
+
+def shared(folder: Path, *, fresh: bool = False) -> Path:
+    """``folder`` (rank 0 made it, or a run being resumed), once every rank has checked that it sees it.
+
+    On several machines the run folder must be on a filesystem they all share: rank 0 writes
+    the checkpoints there and the others read them. Every rank raises the same error otherwise,
+    and rank 0 removes a ``fresh`` folder it made for nothing (if still empty).
+    """
+    folder = Path(folder)
+    if world().size == 1:
+        return folder
+    import socket
+
+    seen = all_gather((folder.is_dir(), socket.gethostname()))
+    blind = [f"rank {r} on {host}" for r, (ok, host) in enumerate(seen) if not ok]
+    if blind:
+        if fresh and world().main and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise DistributedError(f"{', '.join(blind)} cannot see {folder}, which rank 0 on {seen[0][1]} "
+                               f"{'made' if seen[0][0] else 'cannot see either'}: on several machines, --out "
+                               "(and cache_dir) must be on a filesystem every machine shares (docs/distributed.md)")
+    return folder
 
 
 def shard(n: int, here: World | None = None) -> range:

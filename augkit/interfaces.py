@@ -164,9 +164,22 @@ class Generator(Plugin):
 class Classifier(Plugin):
     """The evaluator: trained on one regime's data, scored on the real test split."""
 
+    # True: under torchrun, when the study trains each classifier over every process
+    # (``evaluation.distribute: ddp``), ``fit`` runs on every rank and trains one model together
+    # (e.g. with DDP), every rank ending with the same weights and the same rows. False: each
+    # rank trains whole classifiers on its own (``distribute: jobs``); ``fit`` then sees a
+    # single process. Either way ``augkit.distributed.world()`` tells ``fit`` which it is.
+    supports_distributed: ClassVar[bool] = False
+
     @abstractmethod
     def fit(self, train: LabeledImages, val: LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
         """Train with early stopping on ``val``, yielding one row per epoch."""
+
+    def check_distributed(self, world_size: int) -> None:
+        """Raise (naming the option) if these options cannot train over ``world_size`` processes.
+
+        Called before any work when the study will train classifiers over several processes.
+        """
 
     @abstractmethod
     def predict_proba(self, images: Tensor) -> Tensor:

@@ -86,6 +86,11 @@ class EvaluationSpec(Strict):
         default_factory=list, description="synthetic:real ratio sweep, e.g. [0.5, 1, 2, 4]: adds regimes fake+real@R"
     )
     seeds: int = Field(3, ge=1, le=50, description="classifier trainings per regime, seeds seed .. seed+seeds-1")
+    distribute: Literal["auto", "jobs", "ddp"] = Field(
+        "auto", description="under torchrun: jobs: each process trains whole classifiers, its share of the (regime, "
+        "seed) trainings; ddp: every training runs over all processes (DDP); auto: jobs when there are at least as "
+        "many trainings as processes (or the classifier cannot train over several), else ddp. Ignored in one process"
+    )
 
     @field_validator("ratios")
     @classmethod

@@ -54,8 +54,8 @@ def run(
     here = distributed.world()
     if here.size > 1:
         check_distributed(resolved)
-    run_dir = Path(resume) if resume else distributed.broadcast(
-        new_run_dir(out, recipe.name or "run") if here.main else None)
+    run_dir = distributed.shared(Path(resume) if resume else distributed.broadcast(
+        new_run_dir(out, recipe.name or "run") if here.main else None), fresh=not resume)
     with _log_to(run_dir / "run.log", enabled=here.main):
         timings: dict[str, float] = {}
         if here.main:
@@ -139,7 +139,10 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
     resolved = load_recipe(run_dir / "recipe.yaml", overrides)
     recipe = resolved.recipe
     here = distributed.world()  # under torchrun: the study's trainings are shared out, rank 0 writes
-    out_dir = distributed.broadcast(new_run_dir(run_dir / "evaluations", "evaluation") if here.main else None)
+    if here.size > 1:
+        study.distribute_mode(resolved, len(recipe.evaluation.all_regimes()) * recipe.evaluation.seeds, here.size)
+    out_dir = distributed.shared(
+        distributed.broadcast(new_run_dir(run_dir / "evaluations", "evaluation") if here.main else None), fresh=True)
     with _log_to(out_dir / "run.log", enabled=here.main):
         if here.main:
             (out_dir / "recipe.yaml").write_text(yaml.safe_dump(resolved.to_dict(), sort_keys=False), encoding="utf-8")
@@ -261,14 +264,17 @@ def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: Labeled
 
 
 def check_distributed(resolved: ResolvedRecipe) -> None:
-    """Refuse, before any work, a multi-process run the recipe's generator cannot do."""
+    """Refuse, before any work, a multi-process run the recipe's generator or classifier study cannot do."""
     cls = resolved.plugins["generator"][0]
     name = resolved.recipe.generator.name
     if not getattr(cls, "supports_distributed", False):
         raise distributed.DistributedError(
             f"the {name!r} generator cannot train over several processes (its supports_distributed is False): "
             "run this recipe in one process, without torchrun")
-    resolved.build("generator").check_distributed(distributed.world().size)
+    size = distributed.world().size
+    resolved.build("generator").check_distributed(size)
+    evaluation = resolved.recipe.evaluation
+    study.distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, size)
 
 
 def load_data(resolved: ResolvedRecipe, source, prep, out: Path, progress: Progress) -> D.Loaded:
@@ -316,8 +322,9 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
                                     shard=True))
     classifier = None
     if recipe.audit.enabled:
-        if here.main:
-            batches, classifier = audit_synthetic(resolved, generator, batches, train, val, run_dir, progress)
+        if here.main:  # alone: the others wait for the audited batches
+            with distributed.alone():
+                batches, classifier = audit_synthetic(resolved, generator, batches, train, val, run_dir, progress)
         batches = distributed.broadcast(batches if here.main else None)
     shape = (0, *train.images.shape[1:])
     pool = LabeledImages(torch.cat([b.images for b in batches]) if batches else torch.empty(shape),

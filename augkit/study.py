@@ -17,6 +17,7 @@ are paired: ``vs_real`` is a paired bootstrap of the seed-averaged metric over t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -163,6 +164,36 @@ def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str],
     return warnings
 
 
+def distribute_mode(resolved, n_jobs: int, world_size: int) -> str:
+    """How ``world_size`` processes share ``n_jobs`` classifier trainings: "jobs" or "ddp" (see EvaluationSpec).
+
+    ``auto`` picks ddp only when there are fewer trainings than processes and the classifier can
+    train over them with its options. Raises ``DistributedError`` before any work when ``ddp`` is
+    asked of a classifier that cannot do it, or with options it refuses.
+    """
+    chosen = resolved.recipe.evaluation.distribute
+    cls = resolved.plugins["classifier"][0]
+    able = getattr(cls, "supports_distributed", False)
+    if world_size == 1:
+        return "jobs"
+    if chosen == "ddp" and not able:
+        raise distributed.DistributedError(
+            f"evaluation.distribute: ddp, but the {resolved.recipe.classifier.name!r} classifier cannot train over "
+            "several processes (its supports_distributed is False): use jobs or auto")
+    if chosen == "ddp":
+        resolved.build("classifier").check_distributed(world_size)
+    if chosen != "auto":
+        return chosen
+    if not able or n_jobs >= world_size:
+        return "jobs"
+    try:
+        resolved.build("classifier").check_distributed(world_size)
+    except distributed.DistributedError as exc:
+        log.info("classifier trainings each on one process (evaluation.distribute auto): %s", exc)
+        return "jobs"
+    return "ddp"
+
+
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, pool: LabeledImages,
              needs: dict[str, list[int]], out_dir, progress, *, regimes: list[str], seeds: list[int],
              trained: dict | None = None) -> dict | None:
@@ -171,19 +202,32 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     ``trained`` maps (regime, seed) to (classifier, its training rows) already trained exactly
     as that run would train it (the audit's real-data classifier): it is scored, not retrained.
 
-    Under torchrun the (regime, seed) trainings, each independent and seeded, are dealt out to
-    the ranks (training i to rank i mod N) and rank 0 gathers the results: the same metrics as
-    one process. Rank 0 returns them and writes the files; the other ranks return None.
+    Under torchrun (``evaluation.distribute``, see :func:`distribute_mode`) either the trainings,
+    each independent and seeded, are dealt out to the ranks (training i to rank i mod N), each
+    training on its own ("jobs": the metrics of one process), or every rank takes part in every
+    training, with DDP ("ddp"); the ``trained`` ones, which only rank 0 holds, are not retrained.
+    Rank 0 gathers and scores; it returns the metrics and writes the files, the other ranks return None.
     """
     trained = trained or {}
     from augkit import report  # plotting stays out of the import path of library users
 
+    here = distributed.world()
     y_true = test.labels.numpy()
     jobs = [(regime, seed) for regime in regimes for seed in seeds]
+    mode = distribute_mode(resolved, len(jobs), here.size)
+    if mode == "ddp":
+        mine = range(len(jobs))
+        held = set(distributed.broadcast(sorted(trained)))  # every rank skips what rank 0 already holds
+        together = contextlib.nullcontext
+        log.info("the %d classifier trainings each run over all %d processes (DDP)", len(jobs), here.size)
+    else:
+        mine, held, together = distributed.shard(len(jobs)), set(), distributed.alone
     datasets: dict[str, LabeledImages] = {}
     done: dict[int, tuple[dict, np.ndarray, list[dict]]] = {}  # job -> (run, predictions, curve rows)
-    for j in distributed.shard(len(jobs)):
+    for j in mine:
         regime, seed = jobs[j]
+        if (regime, seed) in held and not here.main:
+            continue
         if regime not in datasets:
             datasets[regime] = regime_data(regime, train, pool, needs, seed=seeds[0])
         data = datasets[regime]
@@ -191,10 +235,13 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         if classifier is None:
             classifier, rows = resolved.build("classifier"), []
             total = getattr(classifier.options, "epochs", None)
-            for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", total):
-                rows.append(row)
+            with together():
+                for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", total):
+                    rows.append(row)
         else:
             log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
+        if not here.main and mode == "ddp":
+            continue  # rank 0 holds the same weights and scores them
         proba = classifier.predict_proba(test.images).numpy()
         run = {"seed": seed, "train_images": len(data), **run_metrics(y_true, proba, test.classes)}
         done[j] = (run, proba.argmax(1), [{"regime": regime, "seed": seed, **row} for row in rows])

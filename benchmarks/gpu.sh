@@ -10,6 +10,8 @@
 #    Kaggle set's size and class mix, for 2,000 of the 32,000 generator iterations and 5 of
 #    the 50 classifier epochs; the printed estimate scales both up (linear in iterations and
 #    epochs; early stopping makes the classifier part an upper bound).
+# 4. On a machine with 2 GPUs or more (4 more minutes at most): the AC-GAN and EfficientNetV2-S
+#    trained over 2 processes (DDP, nccl) against one GPU (distributed_speed.py).
 # Everything lands in OUT_DIR (default gpu-bench-<time>); paste the three tables into
 # docs/benchmarks.md with the GPU's name.
 set -euo pipefail
@@ -42,3 +44,8 @@ if runs:
           f"{(t['preprocess'] + gen + clf) / 60:.0f} min: generator {gen / 60:.0f} min, classifiers at most "
           f"{clf / 60:.0f} min (early stopping cuts that); x3 seeds for the recipe's default study")
 PY
+# 4. With two GPUs or more: both trainings over 2 processes (DDP, nccl) against one GPU.
+if [ "$(python -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+  timeout 240 python benchmarks/distributed_speed.py --device cuda --processes 2 --width 1024 --variant tf_efficientnetv2_s \
+    | tee "$out/distributed.txt"
+fi

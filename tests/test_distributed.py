@@ -7,11 +7,15 @@ compare them with the same work done here, in this single process:
   weights as a single process with the same global batch (to float rounding with dropout 0,
   within a tolerance with dropout, whose masks differ per rank); rank 0's checkpoint resumes here;
 * sharded generation: every rank receives every batch, identical to one process's;
-* the classifier study spread over the ranks: metrics identical to one process's.
+* the classifier study spread over the ranks: metrics identical to one process's;
+* a classifier trained over both ranks (DDP, global batch norm): identical weights on both
+  ranks, the weights of one process to float rounding without dropout, within a tolerance
+  with it; the study with every training over both ranks (``evaluation.distribute: ddp``).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -33,6 +37,25 @@ STEPS = 4
 # dropout 0: ranks differ from one process only by float rounding; "dropout": the default 0.25
 CONFIGS = {"exact": {"dropout": 0.0}, "dropout": {}}
 REGIMES, SEEDS = ["real", "fake", "fake+real", "real+classic"], [0, 1]
+
+
+# the classifier: "exact" has no dropout (one process's result to float rounding), "dropout" the default 0.2
+NETS = {"exact": {"drop_rate": 0.0}, "dropout": {}}
+
+
+def net(**options):
+    from augkit_plugins.efficientnetv2 import EfficientNetV2
+
+    return EfficientNetV2(**{"variant": "test_efficientnet", "image_size": 16, "epochs": 3, "batch_size": 8,
+                             "precision": "fp32", **options})
+
+
+def held_out() -> torch.Tensor:
+    return images(5, seed=6).images
+
+
+def net_weights(classifier) -> torch.Tensor:
+    return torch.cat([t.detach().flatten().double() for t in classifier.model.state_dict().values()])
 
 
 def gan(**options):
@@ -72,22 +95,35 @@ def flat(g) -> torch.Tensor:
     return torch.cat([t.detach().flatten().double() for t in parts])
 
 
-def study_inputs():
+def study_inputs(*overrides: str):
     from augkit import study
 
     train, val, test = images(8, seed=1), images(3, seed=2), images(4, seed=3)
     pool = images(10, seed=4)
     needs = study.synthetic_needs(REGIMES, train.counts(), per_class=6, multiplier=1.0, balance=False)
-    resolved = augkit.load_recipe(TINY, ["classifier.options.epochs=1", "classifier.options.batch_size=8"])
+    resolved = augkit.load_recipe(TINY, ["classifier.options.epochs=1", "classifier.options.batch_size=8", *overrides])
     return resolved, train, val, test, pool, needs
 
 
-def run_study(out_dir: Path):
+def run_study(out_dir: Path, *overrides: str, trained: dict | None = None):
     from augkit import study
     from augkit.progress import no_progress
 
-    resolved, train, val, test, pool, needs = study_inputs()
-    return study.evaluate(resolved, train, val, test, pool, needs, out_dir, no_progress, regimes=REGIMES, seeds=SEEDS)
+    resolved, train, val, test, pool, needs = study_inputs(*overrides)
+    return study.evaluate(resolved, train, val, test, pool, needs, out_dir, no_progress, regimes=REGIMES, seeds=SEEDS,
+                          trained=trained)
+
+
+DDP_STUDY = ("evaluation.distribute=ddp", "classifier.options.drop_rate=0")
+
+
+def audit_classifier() -> dict:
+    """What rank 0 alone holds in a run: the audit's real-data classifier, standing in for ("real", 0)."""
+    resolved, train, val, *_ = study_inputs(*DDP_STUDY)
+    classifier = resolved.build("classifier")
+    with distributed.alone():
+        rows = list(classifier.fit(train, val, seed=SEEDS[0]))
+    return {("real", SEEDS[0]): (classifier, rows)}
 
 
 def sample_labels() -> torch.Tensor:
@@ -101,7 +137,7 @@ def bn_inputs():
 
 def global_batchnorm(rank: int) -> dict:
     """One training step of GlobalBatchNorm2d on this rank's half of a batch of 8."""
-    from augkit_plugins.acgan.sync_batchnorm import GlobalBatchNorm2d
+    from augkit.sync_batchnorm import GlobalBatchNorm2d
 
     x, grad = bn_inputs()
     mine = slice(rank * 4, (rank + 1) * 4)
@@ -150,6 +186,25 @@ def _rank(rank: int, port: int, out: str) -> None:
             (out / "study.json").write_text(json.dumps(metrics, sort_keys=True))
         else:
             assert metrics is None
+
+        with distributed.alone():
+            alone = {"size": distributed.world().size, "shard": list(distributed.shard(3)),
+                     "got": distributed.broadcast(rank)}
+        (out / f"alone-{rank}.json").write_text(json.dumps(alone))
+
+        for name, options in NETS.items():
+            classifier = net(**options)
+            rows = list(classifier.fit(images(), images(4, seed=5), seed=0))
+            weights = net_weights(classifier)
+            same = all(torch.equal(w, weights) for w in distributed.all_gather(weights))
+            if here.main:
+                torch.save({"rows": rows, "same": same, "proba": classifier.predict_proba(held_out())},
+                           out / f"net-{name}.pt")
+
+        held = audit_classifier() if here.main else {}  # rank 0 alone: the others wait at the study's broadcast
+        metrics = run_study(out / "ddp-study", *DDP_STUDY, trained=held)
+        if here.main:
+            (out / "ddp-study.json").write_text(json.dumps(metrics, sort_keys=True))
     except BaseException:
         import traceback
 
@@ -171,6 +226,7 @@ def ranks(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("ranks")
     (out / "study").mkdir()
+    (out / "ddp-study").mkdir()
     mp.start_processes(_rank, args=(_free_port(), str(out)), nprocs=WORLD, start_method="spawn")
     return out
 
@@ -269,6 +325,76 @@ def test_study_spread_over_ranks_gives_the_metrics_of_one_process(ranks, tmp_pat
     assert (ranks / "study" / "classifier_losses.csv").read_text() == (tmp_path / "classifier_losses.csv").read_text()
 
 
+# -- classifiers trained over the ranks (DDP) ----------------------------------------------
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_a_classifier_trained_over_ranks_holds_identical_weights_on_each(ranks, name):
+    result = torch.load(ranks / f"net-{name}.pt", weights_only=False)
+    assert result["same"] and [r["step"] for r in result["rows"]] == [1, 2, 3]
+
+
+def single_net(name: str):
+    with rank_threads():
+        classifier = net(**NETS[name])
+        rows = list(classifier.fit(images(), images(4, seed=5), seed=0))
+    return classifier, torch.tensor([[r["train_loss"], r["val_loss"]] for r in rows])
+
+
+def test_a_classifier_trained_over_ranks_is_the_classifier_of_one_process(ranks):
+    classifier, rows = single_net("exact")
+    result = torch.load(ranks / "net-exact.pt", weights_only=False)
+    # the same global batches and augmentations, batch norm over the global batch: float rounding only
+    torch.testing.assert_close(torch.tensor([[r["train_loss"], r["val_loss"]] for r in result["rows"]]), rows,
+                               rtol=1e-4, atol=1e-5)
+    # and the same function. Not every weight to 1e-4: a bias that the next batch norm cancels has,
+    # mathematically, no gradient; AdamW turns its float noise into steps of about lr either way
+    torch.testing.assert_close(result["proba"], classifier.predict_proba(held_out()), rtol=1e-3, atol=1e-4)
+
+
+def test_a_classifier_with_dropout_over_ranks_matches_one_process_within_tolerance(ranks):
+    _, rows = single_net("dropout")
+    result = torch.load(ranks / "net-dropout.pt", weights_only=False)
+    got = torch.tensor([[r["train_loss"], r["val_loss"]] for r in result["rows"]])
+    torch.testing.assert_close(got, rows, rtol=0.1, atol=0.05)  # other dropout masks, the same training
+    assert not torch.equal(got, rows)
+
+
+def test_the_study_with_every_training_over_the_ranks(ranks, tmp_path):
+    with rank_threads():
+        metrics = run_study(tmp_path, *DDP_STUDY, trained=audit_classifier())
+    got = json.loads((ranks / "ddp-study.json").read_text())
+    assert sorted(got["regimes"]) == sorted(REGIMES)
+    # ("real", 0) is rank 0's audit classifier, scored as it is: identical; the others trained over both ranks
+    assert got["regimes"]["real"]["runs"][0] == json.loads(json.dumps(metrics["regimes"]["real"]["runs"][0]))
+    one = {(r["regime"], r["seed"], r["step"]): r for r in csv.DictReader(open(tmp_path / "classifier_losses.csv"))}
+    two = {(r["regime"], r["seed"], r["step"]): r for r in csv.DictReader(open(ranks / "ddp-study" /
+                                                                                "classifier_losses.csv"))}
+    assert one.keys() == two.keys() and len(one) == len(REGIMES) * len(SEEDS)
+    for key in one:
+        for column in ("train_loss", "val_loss"):
+            assert float(two[key][column]) == pytest.approx(float(one[key][column]), rel=1e-3, abs=1e-4), (key, column)
+
+
+def test_synchronised_timm_batchnorm_keeps_its_activation_and_keys():
+    import copy
+
+    from augkit.sync_batchnorm import GlobalBatchNorm2d, synchronise
+
+    classifier = net(drop_rate=0.0)  # no dropout: two forward passes in training mode must agree
+    model = classifier._create(3).train()
+    synced = synchronise(copy.deepcopy(model), torch.device("cpu"))
+    assert sum(isinstance(m, GlobalBatchNorm2d) for m in synced.modules()) == 13
+    assert list(synced.state_dict()) == list(model.state_dict())
+    x = images(2).images
+    torch.testing.assert_close(synced(x), model(x))  # one process: the plain batch norm, then SiLU
+
+
+def test_alone_makes_a_rank_a_single_process(ranks):
+    for rank in range(WORLD):  # inside: a single process, collectives give the rank's own value
+        assert json.loads((ranks / f"alone-{rank}.json").read_text()) == {"size": 1, "shard": [0, 1, 2], "got": rank}
+
+
 # -- one process, and what is refused ------------------------------------------------------
 
 
@@ -302,6 +428,27 @@ def test_refusals_name_the_problem(monkeypatch):
                                           recipe=SimpleNamespace(generator=SimpleNamespace(name="wgan-gp")))
     with pytest.raises(distributed.DistributedError, match="'wgan-gp' generator cannot train over several processes"):
         check_distributed(single_process_only)
+
+
+def test_the_study_shares_its_trainings_as_the_recipe_asks():
+    from augkit.study import distribute_mode
+
+    def recipe(*overrides):
+        return augkit.load_recipe(TINY, list(overrides))
+
+    assert distribute_mode(recipe(), 8, 1) == "jobs"  # one process: nothing to share
+    assert distribute_mode(recipe(), 8, 2) == "jobs"  # auto: enough trainings to keep every process busy
+    assert distribute_mode(recipe(), 3, 4) == "ddp"  # auto: fewer trainings than processes
+    assert distribute_mode(recipe("evaluation.distribute=ddp"), 8, 2) == "ddp"
+    assert distribute_mode(recipe("evaluation.distribute=jobs"), 1, 8) == "jobs"
+    with pytest.raises(distributed.DistributedError, match="classifier.options.batch_size 16 is not divisible by the 3"):
+        distribute_mode(recipe("evaluation.distribute=ddp"), 8, 3)
+    assert distribute_mode(recipe(), 1, 3) == "jobs"  # auto: a batch of 16 does not split over 3 processes
+    one_process_classifier = recipe("evaluation.distribute=ddp")
+    cls, options = one_process_classifier.plugins["classifier"]
+    one_process_classifier.plugins["classifier"] = (type("Plain", (cls,), {"supports_distributed": False}), options)
+    with pytest.raises(distributed.DistributedError, match="'efficientnetv2' classifier cannot train over several"):
+        distribute_mode(one_process_classifier, 8, 2)
 
 
 def test_audit_refuses_torchrun(monkeypatch, tmp_path, cli):

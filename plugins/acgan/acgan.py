@@ -18,7 +18,7 @@ from augkit.data import atomic_save
 from augkit_plugins.acgan.diffaugment import diff_augment
 from augkit_plugins.acgan.losses import discriminator_loss, generator_loss
 from augkit_plugins.acgan.networks import Discriminator, Generator, base_size, init_weights
-from augkit_plugins.acgan.sync_batchnorm import synchronise
+from augkit.sync_batchnorm import synchronise
 
 # The paper's sections 3.3 / 3.4, exactly: what `preset: paper` pins.
 PAPER = {
@@ -250,14 +250,11 @@ class ACGAN(augkit.Generator):
 
     def _distribute(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """G and D with batch norm over the global batch, wrapped in DDP (gradients averaged over ranks)."""
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         dev = self.device
-        ids = [torch.cuda.current_device()] if dev.type == "cuda" else None
         # Synchronised batch norm gives every rank the same running statistics, so DDP need not
         # broadcast buffers before each of the three forward passes per step.
-        return (DDP(synchronise(self.G, dev), device_ids=ids, broadcast_buffers=False),
-                DDP(synchronise(self.D, dev), device_ids=ids, broadcast_buffers=False))
+        return (distributed.ddp(synchronise(self.G, dev), dev, sync_buffers=False),
+                distributed.ddp(synchronise(self.D, dev), dev, sync_buffers=False))
 
     # -- sampling -----------------------------------------------------------------------
     @torch.inference_mode()

@@ -14,11 +14,13 @@ from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 import augkit
-from augkit import accel
+from augkit import accel, distributed
 
 
 class EfficientNetV2(augkit.Classifier):
     """timm's EfficientNetV2 with AdamW, a cosine schedule and early stopping on validation loss."""
+
+    supports_distributed = True  # fit() trains with DDP when the study asks for it (docs/distributed.md)
 
     class Options(augkit.Classifier.Options):
         variant: str = Field(
@@ -45,6 +47,10 @@ class EfficientNetV2(augkit.Classifier):
         )
         hflip: bool = Field(
             False, description="random horizontal flips; off by default because left/right carries anatomy (heart side)"
+        )
+        sync_batchnorm: bool = Field(
+            True, description="under torchrun with evaluation.distribute ddp: batch norm over the global batch (as "
+            "one process computes it) rather than each process's share; off: faster, noisier with few images per process"
         )
         precision: accel.Precision = Field(
             "auto", description="bf16 autocast or fp32 (channels-last memory either way); auto: bf16 on a GPU with "
@@ -124,10 +130,21 @@ class EfficientNetV2(augkit.Classifier):
         return model.to(self.device, memory_format=torch.channels_last)  # 1.3-1.5x faster on CPU, both precisions
 
     def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int = 0) -> Iterator[dict[str, float]]:
+        """Train; under several processes (``distributed.world()``), one model with DDP over all of them.
+
+        ``batch_size`` is the global batch: every rank draws the same shuffled order and the same
+        augmentation for the whole batch, and keeps its own slice, so together the ranks see the
+        batches one process sees. Validation is shared out too, and its loss summed over ranks,
+        so every rank takes the same early-stopping decisions.
+        """
         o = self.options
+        here = distributed.world()
+        if here.size > 1:
+            self.check_distributed(here.size)
         torch.manual_seed(seed)
         rng = torch.Generator().manual_seed(seed)
         model = self.model = self._create(len(train.classes))
+        net = model if here.size == 1 else self._distribute(model, seed, here)
         opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         steps_per_epoch = max(len(train) // o.batch_size, 1)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.epochs * steps_per_epoch)
@@ -137,38 +154,70 @@ class EfficientNetV2(augkit.Classifier):
             counts = torch.bincount(train.labels, minlength=len(train.classes)).clamp_min(1).float()
             weight = (counts.sum() / (len(counts) * counts)).to(self.device)
         autocast = accel.autocast(self.device, self.precision)
+        share = o.batch_size // here.size
+        mine = slice(here.rank * share, (here.rank + 1) * share)  # this rank's slice of every global batch
         for epoch in range(1, o.epochs + 1):
             model.train()
             order = torch.randperm(len(train), generator=rng)
-            total, seen = 0.0, 0
+            total = torch.zeros(2, dtype=torch.float64)  # loss sum, images
             for i in range(steps_per_epoch):  # full batches only: batch norm needs more than one image
                 idx = order[i * o.batch_size : (i + 1) * o.batch_size]
                 x, y = train.images[idx], train.labels[idx]
                 if o.augment:
                     x = _augment(x, rng, o.hflip)
+                x, y = x[mine], y[mine]
                 with autocast:
-                    loss = F.cross_entropy(model(self._input(x)), y.to(self.device), weight=weight)
+                    loss = F.cross_entropy(net(self._input(x)), y.to(self.device), weight=weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-                total += loss.item() * len(y)
-                seen += len(y)
+                total += torch.tensor([loss.item() * len(y), len(y)], dtype=torch.float64)
+            total = distributed.all_reduce_sum(total)
             val_loss, val_acc = self._evaluate(val)
             if val_loss < best - 1e-4:
                 best, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
             else:
                 waited += 1
-            yield {"step": epoch, "train_loss": total / max(seen, 1), "val_loss": val_loss, "val_acc": val_acc}
+            yield {"step": epoch, "train_loss": float(total[0] / total[1].clamp_min(1)), "val_loss": val_loss,
+                   "val_acc": val_acc}
             if waited >= o.patience and epoch >= o.min_epochs:
                 break
         model.load_state_dict(best_state)  # the paper's early stopping: keep the best epoch
 
+    def check_distributed(self, world_size: int) -> None:
+        if self.options.batch_size % world_size:
+            raise distributed.DistributedError(
+                f"classifier.options.batch_size {self.options.batch_size} is not divisible by the {world_size} "
+                "processes: batch_size is the global batch, split evenly over the processes (docs/distributed.md); "
+                "or set evaluation.distribute: jobs (each process trains whole classifiers)")
+        group = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if group and self.device.type == "cuda" and torch.distributed.get_backend() != "nccl":
+            raise distributed.DistributedError(
+                "the classifier trains on cuda but the processes joined with gloo (the generator trains on the CPU): "
+                "put both on the same device (classifier.options.device, generator.options.device)")
+
+    def _distribute(self, model: torch.nn.Module, seed: int, here: distributed.World) -> torch.nn.Module:
+        """``model`` wrapped in DDP (gradients averaged over ranks), with global batch norm if asked for."""
+        if self.options.sync_batchnorm:
+            from augkit.sync_batchnorm import synchronise
+
+            synchronise(model, self.device)
+        # synchronised batch norm leaves the same running statistics on every rank; without it,
+        # DDP gives every rank rank 0's before each forward pass
+        net = distributed.ddp(model, self.device, sync_buffers=not self.options.sync_batchnorm)
+        torch.manual_seed(seed * 65_536 + here.rank)  # dropout: other masks on every rank, fixed by (seed, rank)
+        return net
+
     @torch.inference_mode()
     def _evaluate(self, data: augkit.LabeledImages) -> tuple[float, float]:
-        probs = self.predict_proba(data.images)
-        loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), data.labels).item()
-        return loss, (probs.argmax(1) == data.labels).float().mean().item()
+        """Loss and accuracy on ``data``: each rank scores its share, the sums are added over ranks."""
+        part = torch.tensor(list(distributed.shard(len(data))), dtype=torch.long)
+        probs, labels = self.predict_proba(data.images[part]), data.labels[part]
+        sums = torch.stack([F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels, reduction="sum").double(),
+                            (probs.argmax(1) == labels).sum().double(), torch.tensor(len(part), dtype=torch.float64)])
+        loss, correct, n = distributed.all_reduce_sum(sums).tolist()
+        return loss / max(n, 1), correct / max(n, 1)
 
     @torch.inference_mode()
     def predict_proba(self, images: Tensor) -> Tensor:

@@ -135,6 +135,73 @@ def test_torchrun_evaluate_gives_the_metrics_of_one_process(runs, cli):
     assert (two / "metrics.json").read_text() == (single / "metrics.json").read_text()
 
 
+def test_torchrun_evaluate_can_train_each_classifier_over_both_processes(runs, cli):
+    one, _, _ = runs
+    args = ["evaluate", one, "--seeds", "1", "--regimes", "real,fake+real", "--ratios", "",
+            "--set", "classifier.options.drop_rate=0"]  # without dropout: one process's training to float rounding
+    with rank_threads():
+        single = Path(cli(*args).stdout.strip().splitlines()[-1])
+    two = Path(torchrun("-m", "augkit", *args, "--set", "evaluation.distribute=ddp", cwd=one.parent)
+               .stdout.strip().splitlines()[-1])
+    assert "each run over all 2 processes (DDP)" in (two / "run.log").read_text()
+    rows1, rows2 = (list(csv.DictReader(open(d / "classifier_losses.csv"))) for d in (single, two))
+    assert [(r["regime"], r["step"]) for r in rows2] == [(r["regime"], r["step"]) for r in rows1]
+    for a, b in zip(rows1, rows2):
+        for key in ("train_loss", "val_loss"):
+            assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-3, abs=1e-4), (key, a, b)
+    assert json.loads((two / "metrics.json").read_text())["test_counts"] == json.loads(
+        (single / "metrics.json").read_text())["test_counts"]
+
+
+def two_machines(*args, cwds: list[Path], timeout: int = 240) -> list[subprocess.CompletedProcess]:
+    """torchrun's multi-node form, as on two machines of one process each: a c10d rendezvous on this host."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "augkit-test",
+               *map(str, args)]
+    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for cwd in cwds]
+    out = []
+    for node in nodes:
+        stdout, stderr = node.communicate(timeout=timeout)
+        out.append(subprocess.CompletedProcess(command, node.returncode, stdout, stderr))
+    return out
+
+
+def test_two_machines_generate_the_files_of_one_process(tmp_path, cli, tiny_images):
+    from augkit_plugins.acgan import ACGAN
+
+    gan = ACGAN(image_size=16, width=8, iterations=2, batch_size=4)
+    list(gan.fit(tiny_images, seed=0))
+    gan.save(tmp_path / "g.pt")
+    args = ["generate", tmp_path / "g.pt", "--class", "a", "-n", "40", "--batch-size", "8", "--seed", "5"]
+    nodes = two_machines("-m", "augkit", *args, "--out", tmp_path / "two", cwds=[tmp_path, tmp_path])
+    assert [n.returncode for n in nodes] == [0, 0], [n.stderr[-3000:] for n in nodes]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # each "machine" ran one process with 1 thread (OMP_NUM_THREADS=1)
+    try:
+        cli(*args, "--out", tmp_path / "one")
+    finally:
+        torch.set_num_threads(before)
+    assert files(tmp_path / "one") == files(tmp_path / "two")
+
+
+def test_a_run_folder_the_machines_do_not_share_is_refused_before_any_work(tmp_path):
+    # "runs" is relative: each "machine" resolves it in its own working directory, as on two hosts
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    nodes = two_machines("-m", "augkit", "run", TINY, "--out", "runs", cwds=[a, b])
+    assert [n.returncode for n in nodes] != [0, 0]
+    said = "".join(n.stderr for n in nodes)
+    assert "cannot see runs/tiny-" in said and "must be on a filesystem every machine shares" in said
+    assert not list(tmp_path.glob("*/runs/*"))  # nothing done, nothing left
+
+
 def test_a_failing_rank_stops_the_run_and_resume_continues_it(runs, tmp_path, cli):
     _, uninterrupted, _ = runs
     script = tmp_path / "failing.py"

@@ -1,0 +1,138 @@
+"""Batch norm over the global batch of every rank: what a single process with the whole batch computes.
+
+On CUDA this is torch's ``SyncBatchNorm``. torch's refuses CPU tensors, so on CPUs (gloo)
+:class:`GlobalBatchNorm2d` does the same with one all-reduce per layer forward (the statistics)
+and one backward (the sums the statistics' gradient needs), so the gradient is the one of the
+global batch's loss, as with ``SyncBatchNorm``.
+
+:func:`synchronise` converts a network in place, plain ``BatchNorm2d`` layers and timm's
+``BatchNormAct2d`` (batch norm, then its ``drop`` and ``act``) alike, keeping parameters,
+buffers and state-dict keys: a checkpoint of the synchronised network loads into the plain one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from augkit import distributed
+
+_EXTRAS = ("drop", "act")  # what timm's BatchNormAct2d applies after the batch norm, in this order
+
+
+def _extras(module: nn.Module, y: Tensor) -> Tensor:
+    for name in _EXTRAS:
+        if name in module._modules:
+            y = module._modules[name](y)
+    return y
+
+
+class _GlobalBatchNorm(torch.autograd.Function):
+    """Batch norm of this rank's share with the global batch's statistics; gradients of the global batch's loss.
+
+    Forward: this rank's mean and variance (torch's fused kernel), one all-reduce of their count-weighted
+    sums, then torch's fused eval-mode kernel with the global statistics. Backward: torch's fused
+    eval-mode backward gives dy * w * invstd and this rank's sums of dy and dy * x_hat; one
+    all-reduce of those sums, and the terms through the statistics are added in one pass. Twice
+    as fast on a CPU as the same computed with autograd over elementwise operations.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, shift: Tensor, eps: float):
+        c = x.shape[1]
+        # this rank's statistics from torch's fused kernel (14x faster than var_mean over (0, 2, 3) of a
+        # channels-last tensor on a CPU); its output is discarded
+        _, mean_r, invstd_r = torch.ops.aten.native_batch_norm(x, None, None, None, None, True, 0.0, eps)
+        mean_r, var_r = mean_r.float(), (invstd_r.float() ** -2 - eps).clamp_min(0)
+        n_r = x.numel() // c
+        # sums shifted by K (the running mean, the same on every rank): E[(x-K)^2] - E[x-K]^2
+        # stays free of cancellation
+        d = mean_r - shift
+        total = torch.cat([d * n_r, (var_r + d * d) * n_r, torch.full((1,), float(n_r), device=x.device)])
+        dist.all_reduce(total)
+        n = total[-1]
+        mean_d = total[:c] / n
+        var = (total[c : 2 * c] / n - mean_d * mean_d).clamp_min(0)
+        mean = shift + mean_d
+        y = torch.nn.functional.batch_norm(x, mean, var, weight, bias, training=False, eps=eps)
+        ctx.save_for_backward(x, weight, mean, var)
+        ctx.eps, ctx.n = eps, n
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var, n
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, *_):
+        x, weight, mean, var = ctx.saved_tensors
+        dx, dw, db = torch.ops.aten.native_batch_norm_backward(
+            grad.contiguous(memory_format=_layout(x)), x, weight, mean, var, None, None, False, ctx.eps,
+            [True, True, True])
+        sums = torch.cat([db.float(), dw.float()])  # this rank's sums of dy and dy * x_hat
+        dist.all_reduce(sums)
+        c = len(mean)
+        invstd = torch.rsqrt(var + ctx.eps)
+        k = weight.float() * invstd / ctx.n
+        # dx = w invstd (dy - (S_dy + x_hat S_dyxhat) / n) = [w invstd dy] + a + b x
+        b = -k * invstd * sums[c:]
+        a = -k * sums[:c] - b * mean
+        dx = dx.addcmul_(x, b.view(1, -1, 1, 1).to(dx.dtype)).add_(a.view(1, -1, 1, 1).to(dx.dtype))
+        return dx, dw, db, None, None
+
+
+def _layout(x: Tensor) -> torch.memory_format:
+    return torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() \
+        else torch.contiguous_format
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """``BatchNorm2d`` whose training statistics are those of the batch summed over all ranks (any backend)."""
+
+    def forward(self, x: Tensor) -> Tensor:  # (N, C, H, W) -> (N, C, H, W)
+        if not self.training or distributed.world().size == 1:
+            return _extras(self, super().forward(x))
+        c = x.shape[1]
+        shift = (self.running_mean.detach().clone() if self.track_running_stats
+                 else torch.zeros(c, device=x.device))
+        ones = None if self.affine else torch.ones(c, device=x.device)
+        y, mean, var, n = _GlobalBatchNorm.apply(x, self.weight if self.affine else ones,
+                                                 self.bias if self.affine else torch.zeros_like(ones), shift, self.eps)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean, momentum)
+                self.running_var.lerp_(var * n / (n - 1), momentum)  # unbiased, as BatchNorm2d keeps it
+        return _extras(self, y)
+
+
+class _SyncBatchNorm(nn.SyncBatchNorm):
+    """torch's ``SyncBatchNorm`` (CUDA), followed by the ``drop`` and ``act`` of a timm ``BatchNormAct2d``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _extras(self, super().forward(x))
+
+
+def synchronise(module: nn.Module, device: torch.device) -> nn.Module:
+    """Every ``BatchNorm2d`` in ``module`` becomes a synchronised one, sharing its parameters and buffers.
+
+    The optimizer's references stay valid (same ``Parameter`` objects) and the state-dict keys
+    are unchanged: a checkpoint loads into the plain networks.
+    """
+    cls = _SyncBatchNorm if device.type == "cuda" else GlobalBatchNorm2d
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, GlobalBatchNorm2d):
+            new = cls(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats,
+                      device=device)
+            if child.affine:
+                new.weight, new.bias = child.weight, child.bias
+            if child.track_running_stats:
+                new.running_mean, new.running_var = child.running_mean, child.running_var
+                new.num_batches_tracked = child.num_batches_tracked
+            for extra in _EXTRAS:
+                if extra in child._modules:
+                    new.add_module(extra, child._modules[extra])
+            new.train(child.training)
+            setattr(module, name, new)
+        elif not isinstance(child, nn.SyncBatchNorm):
+            synchronise(child, device)
+    return module
