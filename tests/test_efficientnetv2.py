@@ -59,3 +59,31 @@ def test_class_weighting_changes_training_on_imbalanced_data(tiny_images):
         clf = EfficientNetV2(variant="test_efficientnet", epochs=1, batch_size=8, class_weighting=weighting)
         out.append(next(iter(clf.fit(skewed, skewed, seed=0)))["train_loss"])
     assert out[0] != out[1]
+
+
+def test_fewer_images_than_one_batch_train_as_one_short_batch(tiny_images):
+    # a regime can be that small (e.g. "fake" after the audit dropped most images)
+    few = tiny_images.subset(range(12))
+    clf = EfficientNetV2(variant="test_efficientnet", epochs=2, batch_size=16, augment=True)
+    rows = list(clf.fit(few, few, seed=0))
+    assert [r["step"] for r in rows] == [1, 2] and all(r["train_loss"] > 0 for r in rows)
+
+
+def test_each_epoch_sees_every_image_once_in_a_seeded_order(tiny_images, monkeypatch):
+    from augkit_plugins.efficientnetv2 import classifier as module
+
+    seen = []
+    augment = module._augment
+    monkeypatch.setattr(module, "_augment", lambda x, *a, **k: (seen.append(x.clone()), augment(x, *a, **k))[1])
+    for seed in (0, 0, 1):
+        clf = EfficientNetV2(variant="test_efficientnet", epochs=2, min_epochs=2, batch_size=8)
+        list(clf.fit(tiny_images, tiny_images, seed=seed))
+    batches = [torch.cat(seen[i : i + 3]) for i in range(0, len(seen), 3)]  # 24 images: 3 batches an epoch
+    assert len(batches) == 6
+    for epoch in batches:  # every image once per epoch
+        assert sorted(map(tuple, epoch.flatten(1)[:, :4].tolist())) == sorted(
+            map(tuple, tiny_images.images.flatten(1)[:, :4].tolist()))
+    assert torch.equal(batches[0], batches[2]) and torch.equal(batches[1], batches[3])  # same seed, same order
+    assert not torch.equal(batches[0], batches[1])  # another epoch, another order
+    assert not torch.equal(batches[0], batches[4])  # another seed, another order
+    assert not torch.equal(batches[1], batches[4])  # seed 1's first epoch is not seed 0's second

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
+from torch.utils.data import DistributedSampler
 
 import augkit
 from augkit import accel, distributed
@@ -132,10 +133,13 @@ class EfficientNetV2(augkit.Classifier):
     def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int = 0) -> Iterator[dict[str, float]]:
         """Train; under several processes (``distributed.world()``), one model with DDP over all of them.
 
-        ``batch_size`` is the global batch: every rank draws the same shuffled order and the same
-        augmentation for the whole batch, and keeps its own slice, so together the ranks see the
-        batches one process sees. Validation is shared out too, and its loss summed over ranks,
-        so every rank takes the same early-stopping decisions.
+        Each epoch's order comes from torch's ``DistributedSampler`` (one replica in one process),
+        and ``batch_size`` is the global batch: rank r takes ``batch_size / N`` images a step from
+        its share of the epoch's permutation, which are rows r, r + N, ... of the batch one
+        process takes at that step, and applies those rows of the augmentation drawn for the
+        whole batch: together the ranks see the batches one process sees. Validation is shared
+        out too, and its loss summed over ranks, so every rank takes the same early-stopping
+        decisions.
         """
         o = self.options
         here = distributed.world()
@@ -154,18 +158,21 @@ class EfficientNetV2(augkit.Classifier):
             counts = torch.bincount(train.labels, minlength=len(train.classes)).clamp_min(1).float()
             weight = (counts.sum() / (len(counts) * counts)).to(self.device)
         autocast = accel.autocast(self.device, self.precision)
-        share = o.batch_size // here.size
-        mine = slice(here.rank * share, (here.rank + 1) * share)  # this rank's slice of every global batch
+        share = o.batch_size // here.size  # images per rank and step
+        # seeds apart by more than any epoch count: seed s at epoch e never shuffles as seed s + 1 at e - 1
+        sampler = DistributedSampler(range(len(train)), num_replicas=here.size, rank=here.rank, shuffle=True,
+                                     seed=seed * 100_003)
         for epoch in range(1, o.epochs + 1):
             model.train()
-            order = torch.randperm(len(train), generator=rng)
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler), dtype=torch.long)
             total = torch.zeros(2, dtype=torch.float64)  # loss sum, images
             for i in range(steps_per_epoch):  # full batches only: batch norm needs more than one image
-                idx = order[i * o.batch_size : (i + 1) * o.batch_size]
+                idx = order[i * share : (i + 1) * share]
                 x, y = train.images[idx], train.labels[idx]
-                if o.augment:
-                    x = _augment(x, rng, o.hflip)
-                x, y = x[mine], y[mine]
+                if o.augment:  # this rank's rows of the global batch (smaller than batch_size on tiny data)
+                    n = len(idx) * here.size
+                    x = _augment(x, rng, o.hflip, rows=slice(here.rank, n, here.size), n=n)
                 with autocast:
                     loss = F.cross_entropy(net(self._input(x)), y.to(self.device), weight=weight)
                 opt.zero_grad(set_to_none=True)
@@ -241,20 +248,25 @@ class EfficientNetV2(augkit.Classifier):
         return torch.cat(out)
 
 
-def _augment(x: Tensor, rng: torch.Generator, hflip: bool) -> Tensor:
+def _augment(x: Tensor, rng: torch.Generator, hflip: bool, rows: slice = slice(None), n: int | None = None) -> Tensor:
     """Rotations of +-10 degrees, shifts of up to 1/16 of the side, +-10% contrast and brightness,
-    optional flips; seeded."""
-    n = len(x)
-    angle = (2 * torch.rand(n, generator=rng) - 1) * math.pi / 18
+    optional flips; seeded.
+
+    ``x`` holds ``rows`` of a batch of ``n`` images (default: all of them): the parameters are
+    drawn for the whole batch, so each rank of several applies what one process would.
+    """
+    n = len(x) if n is None else n
+    angle = (2 * torch.rand(n, generator=rng) - 1)[rows] * math.pi / 18
     cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+    zero = torch.zeros(len(x))
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x + 1, grid, padding_mode="zeros", align_corners=False) - 1  # the background stays -1
     if hflip:
-        flip = torch.rand(n, generator=rng) < 0.5
+        flip = (torch.rand(n, generator=rng) < 0.5)[rows]
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    gain = 1 + 0.1 * (2 * torch.rand(n, 1, 1, 1, generator=rng) - 1)
-    bias = 0.1 * (2 * torch.rand(n, 1, 1, 1, generator=rng) - 1)
+    gain = 1 + 0.1 * (2 * torch.rand(n, 1, 1, 1, generator=rng) - 1)[rows]
+    bias = 0.1 * (2 * torch.rand(n, 1, 1, 1, generator=rng) - 1)[rows]
     x = (x * gain + bias).clamp(-1, 1)
     pad = max(x.shape[-1] // 16, 1)
     dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,), generator=rng))

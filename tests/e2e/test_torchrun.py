@@ -2,8 +2,11 @@
 
 generate: the same files, byte for byte. run: every file of a run, the same metrics for the
 regimes without synthetic images (the generator itself matches within a tolerance: dropout
-masks differ per rank). evaluate: the same metrics. A failing rank: a message naming it, the
-last checkpoint intact, and ``resume`` with two processes ends where an uninterrupted run ends.
+masks differ per rank). evaluate: the same metrics; with every classifier trained over both
+processes (DDP), the same training losses to float rounding. Two "machines" (torchrun's
+multi-node rendezvous on this host): generate writes the files of one process; a run folder
+they do not share is refused. A failing rank: a message naming it, the last checkpoint intact,
+and ``resume`` with two processes ends where an uninterrupted run ends.
 """
 
 from __future__ import annotations
@@ -151,6 +154,23 @@ def test_torchrun_evaluate_can_train_each_classifier_over_both_processes(runs, c
             assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-3, abs=1e-4), (key, a, b)
     assert json.loads((two / "metrics.json").read_text())["test_counts"] == json.loads(
         (single / "metrics.json").read_text())["test_counts"]
+
+
+def test_torchrun_run_with_every_classifier_over_both_processes(tmp_path):
+    # rank 0 trains the audit's classifier alone, the study scores it as real / seed 0 and trains
+    # fake+real over both processes
+    result = torchrun("-m", "augkit", "run", TINY, "--out", tmp_path, "--set", "evaluation.distribute=ddp",
+                      "--set", "evaluation.seeds=1", "--set", "evaluation.regimes=[real, fake+real]",
+                      "--set", "evaluation.ratios=[]", cwd=tmp_path)
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    log = (run_dir / "run.log").read_text()
+    assert "the 2 classifier trainings each run over all 2 processes (DDP)" in log
+    assert "real, seed 0: the audit's classifier" in log
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert list(metrics["regimes"]) == ["real", "fake+real"]
+    rows = list(csv.DictReader(open(run_dir / "classifier_losses.csv")))
+    assert {r["regime"] for r in rows} == {"real", "fake+real"}
+    assert result.stderr.count("Accuracy (%)") == 1
 
 
 def two_machines(*args, cwds: list[Path], timeout: int = 240) -> list[subprocess.CompletedProcess]:
