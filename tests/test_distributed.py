@@ -39,8 +39,9 @@ CONFIGS = {"exact": {"dropout": 0.0}, "dropout": {}}
 REGIMES, SEEDS = ["real", "fake", "fake+real", "real+classic"], [0, 1]
 
 
-# the classifier: "exact" has no dropout (one process's result to float rounding), "dropout" the default 0.2
-NETS = {"exact": {"drop_rate": 0.0}, "dropout": {}}
+# the classifier: "exact" has no dropout (one process's result to float rounding), "dropout" the default 0.2,
+# "local-bn" batch norm over each rank's share of the batch
+NETS = {"exact": {"drop_rate": 0.0}, "dropout": {}, "local-bn": {"drop_rate": 0.0, "sync_batchnorm": False}}
 
 
 def net(**options):

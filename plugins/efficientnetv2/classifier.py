@@ -181,6 +181,11 @@ class EfficientNetV2(augkit.Classifier):
                 sched.step()
                 total += torch.tensor([loss.item() * len(y), len(y)], dtype=torch.float64)
             total = distributed.all_reduce_sum(total)
+            if here.size > 1 and not o.sync_batchnorm:
+                # per-process batch norm: each rank's last forward pass updated its own running
+                # statistics; every rank validates and keeps rank 0's
+                for buffer in model.buffers():
+                    torch.distributed.broadcast(buffer, 0)
             val_loss, val_acc = self._evaluate(val)
             if val_loss < best - 1e-4:
                 best, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
