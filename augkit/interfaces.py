@@ -203,6 +203,12 @@ class FeatureExtractor(Plugin):
     ``predict_proba``, which the audit then uses to check label faithfulness.
     """
 
+    # True: under torchrun, when the study trains its classifiers over every process
+    # (``evaluation.distribute`` resolves to ddp), ``fit`` runs on every rank and trains one
+    # model together, as a ``Classifier`` with ``supports_distributed`` does. False: rank 0
+    # fits alone (``fit`` then sees a single process) while the others wait.
+    supports_distributed: ClassVar[bool] = False
+
     def fit(self, train: LabeledImages, val: LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
         """Train on real images, yielding log rows (none for fixed extractors)."""
         return iter(())

@@ -311,7 +311,9 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
     Returns (pool, needs, the audit's real-trained classifier or None).
 
     Under torchrun the ranks share the generation (every rank gets every batch); rank 0 alone
-    audits (and sends the others what it kept), exports and draws the grids.
+    audits (and sends the others what it kept), exports and draws the grids. The audit's feature
+    extractor trains over every rank when the study trains its classifiers so (``ddp``), else
+    on rank 0 alone.
     """
     recipe = resolved.recipe
     spec = recipe.synthetic
@@ -322,9 +324,19 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
                                     shard=True))
     classifier = None
     if recipe.audit.enabled:
+        extractor, rows = resolved.build("feature_extractor"), None
+        evaluation = recipe.evaluation
+        if (here.size > 1 and getattr(extractor, "supports_distributed", False)
+                and study.distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, here.size) == "ddp"):
+            log.info("audit: the feature extractor trains over all %d processes (DDP)", here.size)
+            rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", None))
         if here.main:  # alone: the others wait for the audited batches
             with distributed.alone():
-                batches, classifier = audit_synthetic(resolved, generator, batches, train, val, run_dir, progress)
+                batches, classifier = audit_synthetic(resolved, generator, batches, train, val, run_dir, progress,
+                                                      extractor=extractor, rows=rows)
+        elif rows is not None:  # trained together: every rank holds the study's real, first-seed classifier
+            trained = getattr(extractor, "classifier", None)
+            classifier = None if trained is None else (trained, rows)
         batches = distributed.broadcast(batches if here.main else None)
     shape = (0, *train.images.shape[1:])
     pool = LabeledImages(torch.cat([b.images for b in batches]) if batches else torch.empty(shape),
@@ -354,16 +366,20 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
 
 
 def audit_synthetic(resolved, generator, batches: list[SyntheticBatch], train: LabeledImages, val: LabeledImages,
-                    run_dir: Path, progress, *, max_rounds: int = 5) -> tuple[list[SyntheticBatch], object]:
+                    run_dir: Path, progress, *, max_rounds: int = 5, extractor=None, rows: list | None = None
+                    ) -> tuple[list[SyntheticBatch], object]:
     """Screen every synthetic image (near copies, unfaithful labels); drop and replace as the recipe asks.
 
-    Writes ``audit.json`` and ``audit/`` (flags.csv, closest_pairs.png, distances.png). The
-    held-out real images are the validation split: the test split stays out of every choice.
+    ``extractor``: the recipe's feature extractor, fitted already when ``rows`` (its training
+    rows) is given; otherwise it is built and fitted here. Writes ``audit.json`` and ``audit/``
+    (flags.csv, closest_pairs.png, distances.png). The held-out real images are the validation
+    split: the test split stays out of every choice.
     """
     recipe = resolved.recipe
     spec = recipe.audit
-    extractor = resolved.build("feature_extractor")
-    rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", None))
+    extractor = extractor or resolved.build("feature_extractor")
+    if rows is None:
+        rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", None))
     settings = A.AuditSettings(k=spec.k, repeats=spec.repeats, copy_quantile=spec.copy_quantile,
                                copy_margin=spec.copy_margin, seed=recipe.seed)
     auditor = A.Auditor(extractor, train, val, settings)

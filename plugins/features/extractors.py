@@ -56,6 +56,10 @@ class RealClassifierFeatures(augkit.FeatureExtractor):
         self.classifier: augkit.Classifier | None = None
         self._trained_on = 0
 
+    @property
+    def supports_distributed(self) -> bool:  # as its classifier
+        return getattr(type(self.options.build_classifier()), "supports_distributed", False)
+
     def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
         classifier = self.options.build_classifier()
         yield from classifier.fit(train, val, seed=seed)

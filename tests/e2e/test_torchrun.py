@@ -157,13 +157,14 @@ def test_torchrun_evaluate_can_train_each_classifier_over_both_processes(runs, c
 
 
 def test_torchrun_run_with_every_classifier_over_both_processes(tmp_path):
-    # rank 0 trains the audit's classifier alone, the study scores it as real / seed 0 and trains
-    # fake+real over both processes
+    # the audit's classifier trains over both processes, the study scores it as real / seed 0 and
+    # trains fake+real over both processes
     result = torchrun("-m", "augkit", "run", TINY, "--out", tmp_path, "--set", "evaluation.distribute=ddp",
                       "--set", "evaluation.seeds=1", "--set", "evaluation.regimes=[real, fake+real]",
                       "--set", "evaluation.ratios=[]", cwd=tmp_path)
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     log = (run_dir / "run.log").read_text()
+    assert "audit: the feature extractor trains over all 2 processes (DDP)" in log
     assert "the 2 classifier trainings each run over all 2 processes (DDP)" in log
     assert "real, seed 0: the audit's classifier" in log
     metrics = json.loads((run_dir / "metrics.json").read_text())
