@@ -218,12 +218,18 @@ def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
-    """The sum over ranks of ``values``: a new tensor (``values`` itself in one process)."""
+    """The sum over ranks of ``values``: a new tensor on ``values``' device (``values`` itself in one process).
+
+    nccl reduces GPU tensors only: a CPU tensor (a running total, a count) travels through this
+    rank's GPU and back.
+    """
     if world().size == 1:
         return values
     out = values.detach().clone()
+    if dist.get_backend() == "nccl" and out.device.type != "cuda":
+        out = out.to(torch.device("cuda", torch.cuda.current_device()))
     dist.all_reduce(out)
-    return out
+    return out.to(values.device)
 
 
 def ddp(module: torch.nn.Module, device: torch.device, *, sync_buffers: bool) -> torch.nn.Module:
