@@ -64,7 +64,8 @@ def world() -> World:
 
 @contextmanager
 def alone() -> Iterator[None]:
-    """Within: this process behaves as a single process (``world()`` is ``World()``, collectives are no-ops).
+    """Within: this process behaves as a single process (``world()`` is ``World()``, this module's collectives
+    are no-ops; ``torch.distributed`` itself still reaches the whole group, so call none of it here).
 
     For work one rank does by itself while the others do something else: rank 0 training the
     audit's classifier, or each rank training its own share of the study's classifiers. A
@@ -241,6 +242,10 @@ def ddp(module: torch.nn.Module, device: torch.device, *, sync_buffers: bool) ->
     import inspect
 
     from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if world().size == 1:
+        raise DistributedError("distributed.ddp() in a single process (or inside distributed.alone()): "
+                               "train the module as it is")
 
     ids = [torch.cuda.current_device()] if device.type == "cuda" else None
     # torch >= 2.14 names it forward_sync_buffers (broadcast_buffers is deprecated); older torch has only the latter

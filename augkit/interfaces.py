@@ -213,6 +213,9 @@ class FeatureExtractor(Plugin):
         """Train on real images, yielding log rows (none for fixed extractors)."""
         return iter(())
 
+    def check_distributed(self, world_size: int) -> None:
+        """Raise ``DistributedError`` if these options cannot fit over ``world_size`` processes (rank 0 then fits alone)."""
+
     @abstractmethod
     def features(self, images: Tensor) -> Tensor:
         """(N, C, H, W) in [-1, 1] -> (N, D) float32."""

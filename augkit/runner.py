@@ -325,9 +325,7 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
     classifier = None
     if recipe.audit.enabled:
         extractor, rows = resolved.build("feature_extractor"), None
-        evaluation = recipe.evaluation
-        if (here.size > 1 and getattr(extractor, "supports_distributed", False)
-                and study.distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, here.size) == "ddp"):
+        if _fits_together(resolved, extractor, here.size):
             log.info("audit: the feature extractor trains over all %d processes (DDP)", here.size)
             rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", None))
         if here.main:  # alone: the others wait for the audited batches
@@ -363,6 +361,22 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
         log.warning(warning)
         _append_warning(run_dir, warning)
     return pool, needs, classifier
+
+
+def _fits_together(resolved, extractor, world_size: int) -> bool:
+    """Whether the audit's feature extractor trains over every process: when the study trains its
+    classifiers so (``ddp``) and the extractor can, with its options; otherwise rank 0 fits it alone."""
+    evaluation = resolved.recipe.evaluation
+    if world_size == 1 or not getattr(extractor, "supports_distributed", False):
+        return False
+    if study.distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, world_size) != "ddp":
+        return False
+    try:
+        extractor.check_distributed(world_size)
+    except distributed.DistributedError as exc:
+        log.info("audit: the feature extractor trains on rank 0 alone: %s", exc)
+        return False
+    return True
 
 
 def audit_synthetic(resolved, generator, batches: list[SyntheticBatch], train: LabeledImages, val: LabeledImages,

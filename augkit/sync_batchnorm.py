@@ -1,9 +1,9 @@
 """Batch norm over the global batch of every rank: what a single process with the whole batch computes.
 
 On CUDA this is torch's ``SyncBatchNorm``. torch's refuses CPU tensors, so on CPUs (gloo)
-:class:`GlobalBatchNorm2d` does the same with one all-reduce per layer forward (the statistics)
-and one backward (the sums the statistics' gradient needs), so the gradient is the one of the
-global batch's loss, as with ``SyncBatchNorm``.
+:class:`GlobalBatchNorm2d` does the same with one collective per layer forward (every rank's
+statistics) and one backward (the sums the statistics' gradient needs), so the gradient is the
+one of the global batch's loss, as with ``SyncBatchNorm``.
 
 :func:`synchronise` converts a network in place, plain ``BatchNorm2d`` layers and timm's
 ``BatchNormAct2d`` (batch norm, then its ``drop`` and ``act``) alike, keeping parameters,
@@ -31,35 +31,36 @@ def _extras(module: nn.Module, y: Tensor) -> Tensor:
 class _GlobalBatchNorm(torch.autograd.Function):
     """Batch norm of this rank's share with the global batch's statistics; gradients of the global batch's loss.
 
-    Forward: this rank's mean and variance (torch's fused kernel), one all-reduce of their count-weighted
-    sums, then torch's fused eval-mode kernel with the global statistics. Backward: torch's fused
-    eval-mode backward gives dy * w * invstd and this rank's sums of dy and dy * x_hat; one
-    all-reduce of those sums, and the terms through the statistics are added in one pass. Twice
-    as fast on a CPU as the same computed with autograd over elementwise operations.
+    Forward: this rank's mean and variance from torch's fused kernel, one all-gather of every
+    rank's (mean, variance, count), combined exactly (Chan et al.'s parallel formula, in float64,
+    as torch's SyncBatchNorm does: no cancellation however far the mean is from zero), then
+    torch's fused eval-mode kernel with the global statistics. Backward: torch's fused eval-mode
+    backward gives dy * w * invstd and this rank's sums of dy and dy * x_hat; one all-reduce of
+    those sums, and the terms through the statistics are added in float32.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, shift: Tensor, eps: float):
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: float):
         c = x.shape[1]
         # this rank's statistics from torch's fused kernel (14x faster than var_mean over (0, 2, 3) of a
         # channels-last tensor on a CPU); its output is discarded
         _, mean_r, invstd_r = torch.ops.aten.native_batch_norm(x, None, None, None, None, True, 0.0, eps)
-        mean_r, var_r = mean_r.float(), (invstd_r.float() ** -2 - eps).clamp_min(0)
-        n_r = x.numel() // c
-        # sums shifted by K (the running mean, the same on every rank): E[(x-K)^2] - E[x-K]^2
-        # stays free of cancellation
-        d = mean_r - shift
-        total = torch.cat([d * n_r, (var_r + d * d) * n_r, torch.full((1,), float(n_r), device=x.device)])
-        dist.all_reduce(total)
-        n = total[-1]
-        mean_d = total[:c] / n
-        var = (total[c : 2 * c] / n - mean_d * mean_d).clamp_min(0)
-        mean = shift + mean_d
+        var_r = (invstd_r.double() ** -2 - eps).clamp_min(0)
+        local = torch.cat([mean_r.double(), var_r, torch.full((1,), float(x.numel() // c), dtype=torch.float64,
+                                                                device=x.device)])
+        every = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(every, local)
+        stats = torch.stack(every)  # (ranks, 2C + 1)
+        counts = stats[:, -1:]
+        n = counts.sum()
+        mean = (stats[:, :c] * counts).sum(0) / n
+        var = ((stats[:, c : 2 * c] + (stats[:, :c] - mean) ** 2) * counts).sum(0) / n
+        mean, var = mean.float(), var.float()
         y = torch.nn.functional.batch_norm(x, mean, var, weight, bias, training=False, eps=eps)
         ctx.save_for_backward(x, weight, mean, var)
-        ctx.eps, ctx.n = eps, n
+        ctx.eps, ctx.n = eps, float(n)
         ctx.mark_non_differentiable(mean, var)
-        return y, mean, var, n
+        return y, mean, var, ctx.n
 
     @staticmethod
     def backward(ctx, grad: Tensor, *_):
@@ -72,11 +73,14 @@ class _GlobalBatchNorm(torch.autograd.Function):
         c = len(mean)
         invstd = torch.rsqrt(var + ctx.eps)
         k = weight.float() * invstd / ctx.n
-        # dx = w invstd (dy - (S_dy + x_hat S_dyxhat) / n) = [w invstd dy] + a + b x
+        # dx = w invstd (dy - (S_dy + x_hat S_dyxhat) / n) = [w invstd dy] + b x + a, a = -b mean - k S_dy
         b = -k * invstd * sums[c:]
-        a = -k * sums[:c] - b * mean
-        dx = dx.addcmul_(x, b.view(1, -1, 1, 1).to(dx.dtype)).add_(a.view(1, -1, 1, 1).to(dx.dtype))
-        return dx, dw, db, None, None
+        a = (-b * mean.double() - k * sums[:c]).float().view(1, -1, 1, 1)
+        b = b.view(1, -1, 1, 1)
+        if dx.dtype == torch.float32:  # two passes, in place
+            return dx.addcmul_(x, b).add_(a), dw, db, None
+        # bf16 / fp16: b x and a nearly cancel when the mean is far from zero; add them in float32, round once
+        return torch.addcmul(a, x.float(), b).add_(dx.float()).to(dx.dtype), dw, db, None
 
 
 def _layout(x: Tensor) -> torch.memory_format:
@@ -91,11 +95,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not self.training or distributed.world().size == 1:
             return _extras(self, super().forward(x))
         c = x.shape[1]
-        shift = (self.running_mean.detach().clone() if self.track_running_stats
-                 else torch.zeros(c, device=x.device))
         ones = None if self.affine else torch.ones(c, device=x.device)
         y, mean, var, n = _GlobalBatchNorm.apply(x, self.weight if self.affine else ones,
-                                                 self.bias if self.affine else torch.zeros_like(ones), shift, self.eps)
+                                                 self.bias if self.affine else torch.zeros_like(ones), self.eps)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1

@@ -58,8 +58,13 @@ def main() -> None:
         loss.backward()
         return loss
 
-    check = [(step(copy.deepcopy(m), "fp32").item(), m) for m in (plain, synced)]
-    print(f"fp32 loss: plain {check[0][0]:.6f}, synchronised {check[1][0]:.6f}")
+    losses, grads = [], []
+    for model in (plain, synced):
+        model = copy.deepcopy(model)
+        losses.append(step(model, "fp32").item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    print(f"fp32 check: loss plain {losses[0]:.6f}, synchronised {losses[1]:.6f}; largest gradient difference "
+          f"{(grads[0] - grads[1]).abs().max().item():.1e} (largest gradient {grads[0].abs().max().item():.1e})")
     print(f"{args.variant}, {args.size} px, batch {args.batch}, {args.threads} thread(s): seconds per training step")
     print(f"{'':6} {'plain':>8} {'global':>8} {'ratio':>7}")
     for precision in ("fp32", "bf16"):

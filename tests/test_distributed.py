@@ -40,8 +40,9 @@ REGIMES, SEEDS = ["real", "fake", "fake+real", "real+classic"], [0, 1]
 
 
 # the classifier: "exact" has no dropout (one process's result to float rounding), "dropout" the default 0.2,
-# "local-bn" batch norm over each rank's share of the batch
-NETS = {"exact": {"drop_rate": 0.0}, "dropout": {}, "local-bn": {"drop_rate": 0.0, "sync_batchnorm": False}}
+# "local-bn" batch norm over each rank's share of the batch, "weighted" the loss weighted by class on imbalanced data
+NETS = {"exact": {"drop_rate": 0.0}, "dropout": {}, "local-bn": {"drop_rate": 0.0, "sync_batchnorm": False},
+        "weighted": {"drop_rate": 0.0, "class_weighting": True}}
 
 
 def net(**options):
@@ -49,6 +50,11 @@ def net(**options):
 
     return EfficientNetV2(**{"variant": "test_efficientnet", "image_size": 16, "epochs": 3, "batch_size": 8,
                              "precision": "fp32", **options})
+
+
+def net_data(name: str) -> LabeledImages:
+    data = images()
+    return data.subset(torch.cat([torch.arange(24), torch.arange(24, 28)])) if name == "weighted" else data  # 12/12/4
 
 
 def held_out() -> torch.Tensor:
@@ -131,22 +137,44 @@ def sample_labels() -> torch.Tensor:
     return torch.arange(3).repeat(13)[:37]  # 8 batches of 5, the last one short: 4 rounds of 2 ranks
 
 
-def bn_inputs():
+# GlobalBatchNorm2d configurations: (affine, channels-last, mean offset, dtype)
+BN_CASES = {
+    "affine": (True, False, 1.0, torch.float32),
+    "plain": (False, False, 1.0, torch.float32),
+    "channels-last": (True, True, 1.0, torch.float32),
+    "far-mean": (True, False, 3000.0, torch.float32),  # |mean| >> std: a shifted-sums variance cancels here
+    "bf16": (True, True, 20.0, torch.bfloat16),
+}
+
+
+def bn_inputs(offset: float = 1.0):
     g = torch.Generator().manual_seed(0)
-    return torch.randn(8, 4, 5, 5, generator=g) * 3 + 1, torch.randn(8, 4, 5, 5, generator=g)  # x, dL/dy
+    return torch.randn(8, 4, 5, 5, generator=g) * 3 + offset, torch.randn(8, 4, 5, 5, generator=g)  # x, dL/dy
 
 
-def global_batchnorm(rank: int) -> dict:
+def bn_layer(kind, affine: bool):
+    bn = kind(4, affine=affine).train()
+    if affine:
+        with torch.no_grad():
+            bn.weight.copy_(torch.linspace(0.5, 1.5, 4))
+            bn.bias.copy_(torch.linspace(-0.5, 0.5, 4))
+    return bn
+
+
+def global_batchnorm(rank: int, case: str) -> dict:
     """One training step of GlobalBatchNorm2d on this rank's half of a batch of 8."""
     from augkit.sync_batchnorm import GlobalBatchNorm2d
 
-    x, grad = bn_inputs()
+    affine, channels_last, offset, dtype = BN_CASES[case]
+    x, grad = bn_inputs(offset)
     mine = slice(rank * 4, (rank + 1) * 4)
-    bn, local = GlobalBatchNorm2d(4).train(), x[mine].clone().requires_grad_()
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    bn = bn_layer(GlobalBatchNorm2d, affine)
+    local = x[mine].to(dtype).contiguous(memory_format=layout).requires_grad_()
     y = bn(local)
-    y.backward(grad[mine])
-    return {"y": y.detach(), "x_grad": local.grad, "w_grad": bn.weight.grad, "b_grad": bn.bias.grad,
-            "mean": bn.running_mean, "var": bn.running_var}
+    y.backward(grad[mine].to(dtype).contiguous(memory_format=layout))
+    return {"y": y.detach(), "x_grad": local.grad, "mean": bn.running_mean, "var": bn.running_var,
+            **({"w_grad": bn.weight.grad, "b_grad": bn.bias.grad} if affine else {})}
 
 
 # -- the two ranks -------------------------------------------------------------------------
@@ -180,7 +208,7 @@ def _rank(rank: int, port: int, out: str) -> None:
         batches = list(generate_batches(loaded, sample_labels(), seed=3, batch_size=5, shard=True))
         torch.save(batches, out / f"batches-{rank}.pt")
 
-        torch.save(global_batchnorm(rank), out / f"bn-{rank}.pt")
+        torch.save({case: global_batchnorm(rank, case) for case in BN_CASES}, out / f"bn-{rank}.pt")
 
         metrics = run_study(out / "study")
         if here.main:
@@ -195,12 +223,17 @@ def _rank(rank: int, port: int, out: str) -> None:
 
         for name, options in NETS.items():
             classifier = net(**options)
-            rows = list(classifier.fit(images(), images(4, seed=5), seed=0))
+            rows = list(classifier.fit(net_data(name), images(4, seed=5), seed=0))
             weights = net_weights(classifier)
             same = all(torch.equal(w, weights) for w in distributed.all_gather(weights))
             if here.main:
                 torch.save({"rows": rows, "same": same, "proba": classifier.predict_proba(held_out())},
                            out / f"net-{name}.pt")
+
+        one_image = images(4, seed=5).subset(torch.tensor([0]))  # rank 1's share of validation is empty
+        rows = list(net(epochs=2).fit(images(), one_image, seed=0))
+        if here.main:
+            torch.save(rows, out / "net-one-val-image.pt")
 
         held = audit_classifier() if here.main else {}  # rank 0 alone: the others wait at the study's broadcast
         metrics = run_study(out / "ddp-study", *DDP_STUDY, trained=held)
@@ -286,20 +319,30 @@ def test_rank0_checkpoint_resumes_in_one_process(ranks, name):
     torch.testing.assert_close(losses(rows), losses(distributed_rows), **tolerance)
 
 
-def test_global_batchnorm_is_batchnorm_over_the_whole_batch(ranks):
-    x, grad = bn_inputs()
-    bn, full = torch.nn.BatchNorm2d(4).train(), x.clone().requires_grad_()
-    y = bn(full)
-    y.backward(grad)
-    halves = [torch.load(ranks / f"bn-{rank}.pt") for rank in range(WORLD)]
-    close = {"rtol": 1e-5, "atol": 1e-6}
-    torch.testing.assert_close(torch.cat([h["y"] for h in halves]), y.detach(), **close)
-    torch.testing.assert_close(torch.cat([h["x_grad"] for h in halves]), full.grad, **close)
-    for h in halves:  # the sum of the loss over ranks is the whole batch's loss
-        torch.testing.assert_close(h["mean"], bn.running_mean, **close)
-        torch.testing.assert_close(h["var"], bn.running_var, **close)
-    torch.testing.assert_close(halves[0]["w_grad"] + halves[1]["w_grad"], bn.weight.grad, **close)
-    torch.testing.assert_close(halves[0]["b_grad"] + halves[1]["b_grad"], bn.bias.grad, **close)
+@pytest.mark.parametrize("case", BN_CASES)
+def test_global_batchnorm_is_batchnorm_over_the_whole_batch(ranks, case):
+    affine, _, offset, dtype = BN_CASES[case]
+    x, grad = bn_inputs(offset)
+
+    def whole(kind):  # one process, the whole batch, in float64 (the truth) or in dtype (torch's own)
+        bn, full = bn_layer(torch.nn.BatchNorm2d, affine).to(kind), x.to(kind).requires_grad_()
+        y = bn(full)
+        y.backward(grad.to(kind))
+        out = {"y": y.detach(), "x_grad": full.grad, "mean": bn.running_mean, "var": bn.running_var}
+        return {k: v.double() for k, v in {**out, **({"w_grad": bn.weight.grad, "b_grad": bn.bias.grad}
+                                                     if affine else {})}.items()}
+
+    truth = whole(torch.float64)
+    torch_own = whole(dtype)
+    halves = [torch.load(ranks / f"bn-{rank}.pt")[case] for rank in range(WORLD)]
+    got = [("y", torch.cat([h["y"] for h in halves])), ("x_grad", torch.cat([h["x_grad"] for h in halves]))]
+    got += [(key, h[key]) for h in halves for key in ("mean", "var")]  # every rank keeps the same statistics
+    if affine:  # the sum of the loss over ranks is the whole batch's loss
+        got += [(key, halves[0][key] + halves[1][key]) for key in ("w_grad", "b_grad")]
+    for key, value in got:  # as close to the truth as torch's own batch norm in this dtype, or closer
+        error = (value.double() - truth[key]).abs().max().item()
+        allowed = 2 * (torch_own[key] - truth[key]).abs().max().item() + 1e-5 * truth[key].abs().max().item()
+        assert error <= allowed, (case, key, error, allowed)
 
 
 # -- sharded generation and the study ------------------------------------------------------
@@ -338,13 +381,14 @@ def test_a_classifier_trained_over_ranks_holds_identical_weights_on_each(ranks, 
 def single_net(name: str):
     with rank_threads():
         classifier = net(**NETS[name])
-        rows = list(classifier.fit(images(), images(4, seed=5), seed=0))
+        rows = list(classifier.fit(net_data(name), images(4, seed=5), seed=0))
     return classifier, torch.tensor([[r["train_loss"], r["val_loss"]] for r in rows])
 
 
-def test_a_classifier_trained_over_ranks_is_the_classifier_of_one_process(ranks):
-    classifier, rows = single_net("exact")
-    result = torch.load(ranks / "net-exact.pt", weights_only=False)
+@pytest.mark.parametrize("name", ["exact", "weighted"])
+def test_a_classifier_trained_over_ranks_is_the_classifier_of_one_process(ranks, name):
+    classifier, rows = single_net(name)
+    result = torch.load(ranks / f"net-{name}.pt", weights_only=False)
     # the same global batches and augmentations, batch norm over the global batch: float rounding only
     torch.testing.assert_close(torch.tensor([[r["train_loss"], r["val_loss"]] for r in result["rows"]]), rows,
                                rtol=1e-4, atol=1e-5)
@@ -359,6 +403,11 @@ def test_a_classifier_with_dropout_over_ranks_matches_one_process_within_toleran
     got = torch.tensor([[r["train_loss"], r["val_loss"]] for r in result["rows"]])
     torch.testing.assert_close(got, rows, rtol=0.1, atol=0.05)  # other dropout masks, the same training
     assert not torch.equal(got, rows)
+
+
+def test_a_validation_split_smaller_than_the_processes(ranks):
+    rows = torch.load(ranks / "net-one-val-image.pt", weights_only=False)
+    assert [r["step"] for r in rows] == [1, 2] and all(r["val_acc"] in (0.0, 1.0) for r in rows)
 
 
 def test_the_study_with_every_training_over_the_ranks(ranks, tmp_path):
@@ -450,6 +499,21 @@ def test_the_study_shares_its_trainings_as_the_recipe_asks():
     one_process_classifier.plugins["classifier"] = (type("Plain", (cls,), {"supports_distributed": False}), options)
     with pytest.raises(distributed.DistributedError, match="'efficientnetv2' classifier cannot train over several"):
         distribute_mode(one_process_classifier, 8, 2)
+
+
+def test_the_audit_trains_its_extractor_over_the_processes_only_when_it_can():
+    from augkit.runner import _fits_together
+
+    def fits(*overrides, world=2):
+        resolved = augkit.load_recipe(TINY, list(overrides))
+        return _fits_together(resolved, resolved.build("feature_extractor"), world)
+
+    assert fits("evaluation.distribute=ddp")  # the recipe's classifier, batch 16 over 2 processes
+    assert not fits("evaluation.distribute=ddp", world=1)
+    assert not fits("evaluation.distribute=jobs")  # rank 0 alone: the study's real/seed-0 run stays one process's
+    # its own options, which 2 processes cannot share: rank 0 fits it alone rather than fail mid-run
+    assert not fits("evaluation.distribute=ddp",
+                    "feature_extractor.options.classifier_options={variant: test_efficientnet, batch_size: 15}")
 
 
 def test_audit_refuses_torchrun(monkeypatch, tmp_path, cli):

@@ -173,8 +173,16 @@ class EfficientNetV2(augkit.Classifier):
                 if o.augment:  # this rank's rows of the global batch (smaller than batch_size on tiny data)
                     n = len(idx) * here.size
                     x = _augment(x, rng, o.hflip, rows=slice(here.rank, n, here.size), n=n)
+                y = y.to(self.device)
                 with autocast:
-                    loss = F.cross_entropy(net(self._input(x)), y.to(self.device), weight=weight)
+                    logits = net(self._input(x))
+                    if weight is not None and here.size > 1:
+                        # the global batch's weighted mean: sum(w l) over every rank / sum(w) over every
+                        # rank, times N because DDP averages the ranks' gradients
+                        total_weight = distributed.all_reduce_sum(weight[y].sum())
+                        loss = F.cross_entropy(logits, y, weight=weight, reduction="sum") * here.size / total_weight
+                    else:
+                        loss = F.cross_entropy(logits, y, weight=weight)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -203,11 +211,12 @@ class EfficientNetV2(augkit.Classifier):
                 f"classifier.options.batch_size {self.options.batch_size} is not divisible by the {world_size} "
                 "processes: batch_size is the global batch, split evenly over the processes (docs/distributed.md); "
                 "or set evaluation.distribute: jobs (each process trains whole classifiers)")
-        group = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if group and self.device.type == "cuda" and torch.distributed.get_backend() != "nccl":
+        backend = torch.distributed.get_backend() if distributed.world().size > 1 else None
+        if backend is not None and (self.device.type == "cuda") != (backend == "nccl"):
             raise distributed.DistributedError(
-                "the classifier trains on cuda but the processes joined with gloo (the generator trains on the CPU): "
-                "put both on the same device (classifier.options.device, generator.options.device)")
+                f"the classifier trains on {self.device.type} but the processes joined with {backend} (the generator "
+                f"trains on {'cuda' if backend == 'nccl' else 'the CPU'}): put both on the same device "
+                "(classifier.options.device, generator.options.device), or set evaluation.distribute: jobs")
 
     def _distribute(self, model: torch.nn.Module, seed: int, here: distributed.World) -> torch.nn.Module:
         """``model`` wrapped in DDP (gradients averaged over ranks), with global batch norm if asked for."""
@@ -224,10 +233,13 @@ class EfficientNetV2(augkit.Classifier):
     @torch.inference_mode()
     def _evaluate(self, data: augkit.LabeledImages) -> tuple[float, float]:
         """Loss and accuracy on ``data``: each rank scores its share, the sums are added over ranks."""
-        part = torch.tensor(list(distributed.shard(len(data))), dtype=torch.long)
-        probs, labels = self.predict_proba(data.images[part]), data.labels[part]
-        sums = torch.stack([F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels, reduction="sum").double(),
-                            (probs.argmax(1) == labels).sum().double(), torch.tensor(len(part), dtype=torch.float64)])
+        here = distributed.world()
+        images, labels = data.images[here.rank :: here.size], data.labels[here.rank :: here.size]  # views, no copy
+        sums = torch.zeros(3, dtype=torch.float64)  # loss, correct, images (a rank may have none)
+        if len(labels):
+            probs = self.predict_proba(images)
+            sums = torch.stack([F.nll_loss(torch.log(probs.clamp_min(1e-12)), labels, reduction="sum").double(),
+                                (probs.argmax(1) == labels).sum().double(), torch.tensor(len(labels), dtype=torch.float64)])
         loss, correct, n = distributed.all_reduce_sum(sums).tolist()
         return loss / max(n, 1), correct / max(n, 1)
 

@@ -60,6 +60,9 @@ class RealClassifierFeatures(augkit.FeatureExtractor):
     def supports_distributed(self) -> bool:  # as its classifier
         return getattr(type(self.options.build_classifier()), "supports_distributed", False)
 
+    def check_distributed(self, world_size: int) -> None:
+        self.options.build_classifier().check_distributed(world_size)
+
     def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
         classifier = self.options.build_classifier()
         yield from classifier.fit(train, val, seed=seed)
