@@ -30,7 +30,8 @@ from torch import Tensor
 from augkit.interfaces import (Classifier, DataSource, Exporter, Generator, LabeledImages, Plugin, Preprocessor, Sample,
                                SyntheticBatch)
 
-__all__ = ["ContractError", "check_classifier", "check_dataset", "check_exporter", "check_generator", "check_preprocessor"]
+__all__ = ["ContractError", "check_classifier", "check_dataset", "check_distributed", "check_exporter", "check_generator",
+           "check_preprocessor"]
 
 UNKNOWN_KEY = "augkit_contract_unknown_option"
 MANIFEST_COLUMNS = ("file", "class", "generator", "seed", "index", "audit_flags")
@@ -207,6 +208,111 @@ def check_classifier(cls: type[Classifier], **options: Any) -> None:
         check = "a second instance fitted with the same seed"
         c.same(probs, c.call(check, refit), check, "the same predictions (fit must seed every random choice it makes)",
                atol=1e-5)
+
+
+def check_distributed(cls: type[Generator] | type[Classifier], *, processes: int = 2, timeout: float = 300,
+                      **options: Any) -> None:
+    """Check that a Generator or Classifier declaring ``supports_distributed`` trains over several processes.
+
+    Starts ``processes`` CPU processes as torchrun would (gloo; ``RANK``, ``WORLD_SIZE`` ...;
+    ``augkit.distributed.init``), each importing ``cls`` by its module and name (so it must be
+    importable: a plugin package, or a test module on ``sys.path``), building it from
+    ``options`` and fitting it on the data ``check_generator`` / ``check_classifier`` use. Then:
+
+    * ``fit`` finishes on every rank (a rank that raises is named, with its traceback);
+    * ``check_distributed(processes)`` accepts the options;
+    * every rank yields the same rows (steps and values; keys naming wall time, ``sec`` or
+      ``time``, are not compared);
+    * every rank ends with the same model: ``sample(labels, seed=0)`` (a generator) or
+      ``predict_proba(images)`` (a classifier) are identical on every rank.
+
+    It takes some seconds: each process imports torch. ``timeout`` bounds the whole check.
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    c = _Checker(cls)
+    role = Generator if isinstance(cls, type) and issubclass(cls, Generator) else Classifier
+    plugin = _build(c, cls, role, options)
+    c.expect(getattr(cls, "supports_distributed", False) is True, "supports_distributed",
+             "True (the check trains over several processes; without it augkit never asks that)",
+             repr(getattr(cls, "supports_distributed", None)))
+    c.call(f"check_distributed({processes})", lambda: plugin.check_distributed(processes))
+    with tempfile.TemporaryDirectory(prefix="augkit-contract-") as tmp, socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        job = Path(tmp) / "job.pkl"
+        job.write_bytes(pickle.dumps({"module": cls.__module__, "name": cls.__qualname__, "options": options,
+                                      "role": role.__name__, "out": tmp}))
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(processes),
+               "LOCAL_WORLD_SIZE": str(processes), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        ranks = [subprocess.Popen([sys.executable, "-m", "augkit.testing", str(job)],
+                                  env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for r in range(processes)]
+        outputs = []
+        try:
+            for rank in ranks:
+                outputs.append(rank.communicate(timeout=timeout)[0])
+        except subprocess.TimeoutExpired:
+            for rank in ranks:
+                rank.kill()
+            c.expect(False, f"fit over {processes} processes", f"it to finish within {timeout:g} s",
+                     "a timeout (a rank waiting in a collective the others never entered?)")
+        for r, (rank, output) in enumerate(zip(ranks, outputs)):
+            error = Path(tmp) / f"rank{r}-error.txt"
+            c.expect(rank.returncode == 0 and not error.exists(), f"fit over {processes} processes",
+                     f"rank {r} to finish", lambda: (error.read_text() if error.exists() else output)[-3000:])
+        results = [torch.load(Path(tmp) / f"rank{r}.pt", weights_only=False) for r in range(processes)]
+
+    def comparable(rows: list[dict]) -> list[dict]:
+        return [{k: v for k, v in row.items() if "sec" not in k and "time" not in k} for row in rows]
+
+    first = results[0]
+    _check_rows(c, first["rows"], f"fit over {processes} processes")
+    what = "sample(labels, seed=0)" if role is Generator else "predict_proba(images)"
+    for r, result in enumerate(results[1:], 1):
+        c.expect(comparable(result["rows"]) == comparable(first["rows"]), f"fit over {processes} processes",
+                 f"rank {r} to yield rank 0's rows (log the values of the whole batch, the same on every rank)",
+                 lambda: f"rank 0 {comparable(first['rows'])[-1]}, rank {r} {comparable(result['rows'])[-1]}")
+        c.same(first["out"], result["out"], f"{what} on every rank after fit over {processes} processes",
+               f"rank {r} to give rank 0's result (every rank must end with the same weights)")
+
+
+def _distributed_rank(job_path: str) -> None:
+    """One rank of ``check_distributed`` (``python -m augkit.testing JOB``)."""
+    import importlib
+    import os
+    import traceback
+
+    from augkit import distributed
+
+    job = pickle.loads(Path(job_path).read_bytes())
+    out = Path(job["out"])
+    rank = int(os.environ["RANK"])
+    try:
+        cls: Any = importlib.import_module(job["module"])
+        for part in job["name"].split("."):
+            cls = getattr(cls, part)
+        distributed.init(torch.device("cpu"))
+        plugin = cls(cls.Options(**job["options"]))
+        channels = getattr(plugin.options, "channels", None) or 1
+        size = getattr(plugin.options, "image_size", None) or 16
+        if job["role"] == "Generator":
+            rows = list(plugin.fit(_labeled_images(channels, size, per_class=4, seed=0), seed=0))
+            result = plugin.sample(torch.tensor([0, 1, 2, 2, 1, 0]), seed=0)
+        else:
+            val = _labeled_images(channels, size, per_class=2, seed=1)
+            rows = list(plugin.fit(_labeled_images(channels, size, per_class=6, seed=0), val, seed=0))
+            result = plugin.predict_proba(val.images)
+        torch.save({"rows": rows, "out": result}, out / f"rank{rank}.pt")
+        distributed.close()
+    except BaseException:
+        (out / f"rank{rank}-error.txt").write_text(traceback.format_exc())
+        distributed.exit_now(1)
+    distributed.exit_now(0)
 
 
 def _same(a: np.ndarray, b: Any) -> bool:
@@ -403,3 +509,9 @@ def check_exporter(cls: type[Exporter], tmp_dir: Path | str, **options: Any) -> 
     changed = [name for name, digest in before.items() if after.get(name) != digest]
     c.expect(not changed, "a second export into the same folder",
              "it to raise or refuse, leaving the first export's files unchanged", f"changed or removed: {changed[:5]}")
+
+
+if __name__ == "__main__":  # one rank of check_distributed
+    import sys
+
+    _distributed_rank(sys.argv[1])

@@ -281,3 +281,38 @@ class Overwrites(PNGExporter):
 def test_exporter_that_overwrites_fails_clearly(tmp_path):
     with pytest.raises(ContractError, match=r"Overwrites: a second export into the same folder: expected it to raise"):
         check_exporter(Overwrites, tmp_path)
+
+
+# -- check_distributed: two CPU processes, as torchrun starts them ---------------------------
+
+
+class EachRankAlone(EfficientNetV2):
+    """Declares supports_distributed, but every rank trains its own model (another seed each)."""
+
+    supports_distributed = True
+
+    def fit(self, train, val, *, seed=0):
+        rank = augkit.distributed.world().rank
+        with augkit.distributed.alone():
+            yield from super().fit(train, val, seed=seed + rank)
+
+
+TINY_NET = {"variant": "test_efficientnet", "image_size": 16, "epochs": 2, "batch_size": 6, "precision": "fp32"}
+
+
+def test_default_plugins_train_over_two_processes():
+    from augkit.testing import check_distributed
+
+    check_distributed(ACGAN, image_size=16, width=8, iterations=3, batch_size=4, precision="fp32")
+    check_distributed(EfficientNetV2, **TINY_NET)
+
+
+def test_a_plugin_whose_ranks_train_apart_fails_the_distributed_check():
+    from augkit.testing import check_distributed
+
+    with pytest.raises(ContractError, match=r"EachRankAlone: fit over 2 processes: expected rank 1 to yield rank 0's "
+                                            r"rows|EachRankAlone: predict_proba\(images\) on every rank"):
+        check_distributed(EachRankAlone, **TINY_NET)
+    with pytest.raises(ContractError, match="EfficientNetV2: check_distributed\\(2\\): raised DistributedError: "
+                                            "classifier.options.batch_size 5 is not divisible"):
+        check_distributed(EfficientNetV2, **{**TINY_NET, "batch_size": 5})
