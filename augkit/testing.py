@@ -214,13 +214,14 @@ def check_distributed(cls: type[Generator] | type[Classifier], *, processes: int
                       **options: Any) -> None:
     """Check that a Generator or Classifier declaring ``supports_distributed`` trains over several processes.
 
-    Starts ``processes`` CPU processes as torchrun would (gloo; ``RANK``, ``WORLD_SIZE`` ...;
-    ``augkit.distributed.init``), each importing ``cls`` by its module and name (so it must be
-    importable: a plugin package, or a test module on ``sys.path``), building it from
-    ``options`` and fitting it on the data ``check_generator`` / ``check_classifier`` use. Then:
+    Starts ``processes`` (at least 2) CPU processes as torchrun would (gloo; ``RANK``,
+    ``WORLD_SIZE`` ...; ``augkit.distributed.init``; no GPU visible), each importing ``cls`` by
+    its module and name (define it at module level of an importable module: a plugin package,
+    or a test module on ``sys.path``), building it from ``options`` and fitting it on the data
+    ``check_generator`` / ``check_classifier`` use. Then:
 
-    * ``fit`` finishes on every rank (a rank that raises is named, with its traceback);
     * ``check_distributed(processes)`` accepts the options;
+    * ``fit`` finishes on every rank (a rank that raises is named, with its traceback);
     * every rank yields the same rows (steps and values; keys naming wall time, ``sec`` or
       ``time``, are not compared);
     * every rank ends with the same model: ``sample(labels, seed=0)`` (a generator) or
@@ -228,57 +229,115 @@ def check_distributed(cls: type[Generator] | type[Classifier], *, processes: int
 
     It takes some seconds: each process imports torch. ``timeout`` bounds the whole check.
     """
-    import os
-    import socket
-    import subprocess
-    import sys
+    import importlib
 
     c = _Checker(cls)
+    c.expect(isinstance(processes, int) and processes >= 2, "processes", "at least 2 (one process checks nothing)",
+             processes)
     role = Generator if isinstance(cls, type) and issubclass(cls, Generator) else Classifier
-    plugin = _build(c, cls, role, options)
+    with torch.random.fork_rng(devices=[]):
+        plugin = _build(c, cls, role, options)
     c.expect(getattr(cls, "supports_distributed", False) is True, "supports_distributed",
              "True (the check trains over several processes; without it augkit never asks that)",
              repr(getattr(cls, "supports_distributed", None)))
     c.call(f"check_distributed({processes})", lambda: plugin.check_distributed(processes))
-    with tempfile.TemporaryDirectory(prefix="augkit-contract-") as tmp, socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        job = Path(tmp) / "job.pkl"
-        job.write_bytes(pickle.dumps({"module": cls.__module__, "name": cls.__qualname__, "options": options,
-                                      "role": role.__name__, "out": tmp}))
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(processes),
-               "LOCAL_WORLD_SIZE": str(processes), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        ranks = [subprocess.Popen([sys.executable, "-m", "augkit.testing", str(job)],
-                                  env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True) for r in range(processes)]
-        outputs = []
-        try:
-            for rank in ranks:
-                outputs.append(rank.communicate(timeout=timeout)[0])
-        except subprocess.TimeoutExpired:
-            for rank in ranks:
-                rank.kill()
-            c.expect(False, f"fit over {processes} processes", f"it to finish within {timeout:g} s",
-                     "a timeout (a rank waiting in a collective the others never entered?)")
-        for r, (rank, output) in enumerate(zip(ranks, outputs)):
-            error = Path(tmp) / f"rank{r}-error.txt"
-            c.expect(rank.returncode == 0 and not error.exists(), f"fit over {processes} processes",
-                     f"rank {r} to finish", lambda: (error.read_text() if error.exists() else output)[-3000:])
-        results = [torch.load(Path(tmp) / f"rank{r}.pt", weights_only=False) for r in range(processes)]
+
+    def importable() -> bool:
+        found: Any = importlib.import_module(cls.__module__)
+        for part in cls.__qualname__.split("."):
+            found = getattr(found, part)
+        return found is cls
+
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    c.expect("<locals>" not in cls.__qualname__ and cls.__module__ != "__main__" and c.call("import", importable),
+             "import by name", f"{where} importable in a new process (define the class at module level of an "
+             "importable module, not in a function or a script run as __main__)", "not importable")
+    c.call("options pickle (they travel to the processes)", lambda: pickle.dumps(options))
+
+    with tempfile.TemporaryDirectory(prefix="augkit-contract-") as tmp:
+        for attempt in range(3):  # a free port can be taken between finding it and binding it: try another
+            failure = _run_ranks(cls, role, options, processes, timeout, Path(tmp) / f"attempt{attempt}")
+            if failure is None or "address already in use" not in failure.lower():
+                break
+        c.expect(failure is None, f"fit over {processes} processes", "every rank to finish", failure)
+        results = [torch.load(Path(tmp) / f"attempt{attempt}" / f"rank{r}.pt", weights_only=False)
+                   for r in range(processes)]
 
     def comparable(rows: list[dict]) -> list[dict]:
         return [{k: v for k, v in row.items() if "sec" not in k and "time" not in k} for row in rows]
 
-    first = results[0]
-    _check_rows(c, first["rows"], f"fit over {processes} processes")
     what = "sample(labels, seed=0)" if role is Generator else "predict_proba(images)"
+    for r, result in enumerate(results):
+        _check_rows(c, result["rows"], f"fit over {processes} processes, rank {r}")
+        _check_tensor(c, result["out"], f"{what} on rank {r}", (None,) * result["out"].dim()
+                      if isinstance(result["out"], Tensor) else (), "as on one process")
+    first = comparable(results[0]["rows"])
     for r, result in enumerate(results[1:], 1):
-        c.expect(comparable(result["rows"]) == comparable(first["rows"]), f"fit over {processes} processes",
+        rows = comparable(result["rows"])
+        differ = next((i for i, (a, b) in enumerate(zip(first, rows)) if a != b), min(len(first), len(rows)))
+        c.expect(rows == first, f"fit over {processes} processes",
                  f"rank {r} to yield rank 0's rows (log the values of the whole batch, the same on every rank)",
-                 lambda: f"rank 0 {comparable(first['rows'])[-1]}, rank {r} {comparable(result['rows'])[-1]}")
-        c.same(first["out"], result["out"], f"{what} on every rank after fit over {processes} processes",
+                 lambda: f"row {differ}: rank 0 {first[differ] if differ < len(first) else 'none'}, "
+                         f"rank {r} {rows[differ] if differ < len(rows) else 'none'}")
+        c.same(results[0]["out"], result["out"], f"{what} on every rank after fit over {processes} processes",
                f"rank {r} to give rank 0's result (every rank must end with the same weights)")
+
+
+def _run_ranks(cls: Any, role: type[Plugin], options: dict[str, Any], processes: int, timeout: float,
+               folder: Path) -> str | None:
+    """Start the ranks of ``check_distributed`` in ``folder``; None when all finish, else what went wrong."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    folder.mkdir(parents=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = folder / "job.pkl"
+    job.write_bytes(pickle.dumps({"module": cls.__module__, "name": cls.__qualname__, "options": options,
+                                  "role": role.__name__, "out": str(folder)}))
+    env = {k: v for k, v in os.environ.items() if k != "AUGKIT_DIST_BACKEND"}
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(processes),
+               LOCAL_WORLD_SIZE=str(processes), CUDA_VISIBLE_DEVICES="",  # CPU processes, gloo, on any machine
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    logs = [open(folder / f"rank{r}.log", "w") for r in range(processes)]  # files, not pipes: a chatty rank never blocks
+    ranks = [subprocess.Popen([sys.executable, "-m", "augkit.testing", str(job)],
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=log, stderr=subprocess.STDOUT)
+             for r, log in enumerate(logs)]
+    deadline, failed_at = time.monotonic() + timeout, None
+    try:
+        while any(rank.poll() is None for rank in ranks):
+            now = time.monotonic()
+            if failed_at is None and any(rank.returncode not in (None, 0) for rank in ranks):
+                failed_at = now  # give the others a moment to write what they saw, then stop them
+            if now > deadline or (failed_at is not None and now > failed_at + 10):
+                break
+            time.sleep(0.1)
+    finally:
+        for rank in ranks:
+            if rank.poll() is None:
+                rank.kill()
+            rank.wait()
+        for log in logs:
+            log.close()
+    if all(rank.returncode == 0 for rank in ranks):
+        return None
+
+    def said(r: int) -> str:
+        error = folder / f"rank{r}-error.txt"
+        return (error.read_text() if error.exists() else (folder / f"rank{r}.log").read_text())[-3000:]
+
+    lost = ("connection reset", "connection closed", "broken pipe", "connection refused")
+    failed = [r for r, rank in enumerate(ranks) if rank.returncode not in (0, None) and rank.returncode >= 0]
+    # the root cause: a rank that failed by itself, not one that lost its peer
+    cause = next((r for r in failed if not any(w in said(r).lower() for w in lost)), failed[0] if failed else None)
+    if cause is None:
+        return (f"a timeout after {timeout:g} s (a rank waiting in a collective the others never entered?); "
+                f"rank 0 said: {said(0)[-1500:]}")
+    return f"rank {cause} failed: {said(cause)}"
 
 
 def _distributed_rank(job_path: str) -> None:

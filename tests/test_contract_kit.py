@@ -297,6 +297,20 @@ class EachRankAlone(EfficientNetV2):
             yield from super().fit(train, val, seed=seed + rank)
 
 
+class FailsOnRank1(EfficientNetV2):
+    def fit(self, train, val, *, seed=0):
+        if augkit.distributed.world().rank == 1:
+            raise ValueError("rank 1 cannot fit")
+        yield from super().fit(train, val, seed=seed)
+
+
+class Chatty(EfficientNetV2):
+    def fit(self, train, val, *, seed=0):
+        if augkit.distributed.world().rank == 1:
+            print("x" * 300_000, flush=True)  # more than a pipe holds: must not block the check
+        yield from super().fit(train, val, seed=seed)
+
+
 TINY_NET = {"variant": "test_efficientnet", "image_size": 16, "epochs": 2, "batch_size": 6, "precision": "fp32"}
 
 
@@ -316,3 +330,25 @@ def test_a_plugin_whose_ranks_train_apart_fails_the_distributed_check():
     with pytest.raises(ContractError, match="EfficientNetV2: check_distributed\\(2\\): raised DistributedError: "
                                             "classifier.options.batch_size 5 is not divisible"):
         check_distributed(EfficientNetV2, **{**TINY_NET, "batch_size": 5})
+
+
+def test_the_distributed_check_names_the_rank_that_failed_and_survives_chatty_ranks():
+    from augkit.testing import check_distributed
+
+    with pytest.raises(ContractError, match=r"(?s)FailsOnRank1: fit over 2 processes: expected every rank to finish; "
+                                            r"got rank 1 failed: .*ValueError: rank 1 cannot fit"):
+        check_distributed(FailsOnRank1, **TINY_NET)
+    check_distributed(Chatty, **TINY_NET)
+
+
+def test_the_distributed_check_refuses_what_cannot_work():
+    from augkit.testing import check_distributed
+
+    class Local(EfficientNetV2):  # defined in a function: a new process cannot import it
+        pass
+
+    with pytest.raises(ContractError, match=r"Local: import by name: expected test_contract_kit.test_the_distributed_"
+                                            r"check_refuses_what_cannot_work.<locals>.Local importable"):
+        check_distributed(Local, **TINY_NET)
+    with pytest.raises(ContractError, match="processes: expected at least 2"):
+        check_distributed(EfficientNetV2, processes=1, **TINY_NET)
