@@ -140,7 +140,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
     recipe = resolved.recipe
     here = distributed.world()  # under torchrun: the study's trainings are shared out, rank 0 writes
     if here.size > 1:
-        study.distribute_mode(resolved, len(recipe.evaluation.all_regimes()) * recipe.evaluation.seeds, here.size)
+        _study_mode(resolved, here.size)
     out_dir = distributed.shared(
         distributed.broadcast(new_run_dir(run_dir / "evaluations", "evaluation") if here.main else None), fresh=True)
     with _log_to(out_dir / "run.log", enabled=here.main):
@@ -273,8 +273,13 @@ def check_distributed(resolved: ResolvedRecipe) -> None:
             "run this recipe in one process, without torchrun")
     size = distributed.world().size
     resolved.build("generator").check_distributed(size)
+    _study_mode(resolved, size)
+
+
+def _study_mode(resolved: ResolvedRecipe, world_size: int) -> str:
+    """How the recipe's study shares its (regime, seed) trainings over ``world_size`` processes: jobs or ddp."""
     evaluation = resolved.recipe.evaluation
-    study.distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, size)
+    return study.distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, world_size)
 
 
 def load_data(resolved: ResolvedRecipe, source, prep, out: Path, progress: Progress) -> D.Loaded:
@@ -366,10 +371,9 @@ def sample_synthetic(resolved, generator, checkpoint: Path, train: LabeledImages
 def _fits_together(resolved, extractor, world_size: int) -> bool:
     """Whether the audit's feature extractor trains over every process: when the study trains its
     classifiers so (``ddp``) and the extractor can, with its options; otherwise rank 0 fits it alone."""
-    evaluation = resolved.recipe.evaluation
     if world_size == 1 or not getattr(extractor, "supports_distributed", False):
         return False
-    if study.distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, world_size) != "ddp":
+    if _study_mode(resolved, world_size) != "ddp":
         return False
     try:
         extractor.check_distributed(world_size)
