@@ -277,6 +277,15 @@ def shared(folder: Path, *, fresh: bool = False) -> Path:
     return folder
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a rendezvous on this machine)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def shard(n: int, here: World | None = None) -> range:
     """Items ``0 .. n-1`` this rank takes: every ``size``-th, starting at its rank."""
     here = here or world()

@@ -287,15 +287,14 @@ def _run_ranks(cls: Any, role: type[Plugin], options: dict[str, Any], processes:
                folder: Path) -> str | None:
     """Start the ranks of ``check_distributed`` in ``folder``; None when all finish, else what went wrong."""
     import os
-    import socket
     import subprocess
     import sys
     import time
 
+    from augkit.distributed import free_port
+
     folder.mkdir(parents=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     job = folder / "job.pkl"
     job.write_bytes(pickle.dumps({"module": cls.__module__, "name": cls.__qualname__, "options": options,
                                   "role": role.__name__, "out": str(folder)}))

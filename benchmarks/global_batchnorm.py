@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import socket
 import statistics
 import time
 
@@ -38,9 +37,7 @@ def main() -> None:
     from augkit_plugins.efficientnetv2 import EfficientNetV2
 
     torch.set_num_threads(args.threads)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(s.getsockname()[1]))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(distributed.free_port()))
     dist.init_process_group("gloo", rank=0, world_size=1)
     SB.distributed = type("TwoRanks", (), {"world": staticmethod(lambda: distributed.World(0, 2))})
 

@@ -19,7 +19,6 @@ import csv
 import hashlib
 import json
 import os
-import socket
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -248,12 +247,6 @@ def _rank(rank: int, port: int, out: str) -> None:
     distributed.exit_now(0)  # and ends as the CLI does under torchrun
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory) -> Path:
     import torch.multiprocessing as mp
@@ -261,7 +254,7 @@ def ranks(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ranks")
     (out / "study").mkdir()
     (out / "ddp-study").mkdir()
-    mp.start_processes(_rank, args=(_free_port(), str(out)), nprocs=WORLD, start_method="spawn")
+    mp.start_processes(_rank, args=(distributed.free_port(), str(out)), nprocs=WORLD, start_method="spawn")
     return out
 
 

@@ -50,11 +50,12 @@ main()
 
 
 @contextmanager
-def rank_threads():
-    """This process with the threads each of the 2 ranks has: float results on CPUs depend on the
-    thread count (oneDNN and MKL split their sums by thread), so this is the one process to match."""
+def rank_threads(per_machine: int = 2):
+    """This process with the threads each rank has (cores // processes on its machine, as
+    ``distributed.init`` gives them): float results on CPUs depend on the thread count (oneDNN and
+    MKL split their sums by thread), so this is the one process to match."""
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // per_machine))
     try:
         yield
     finally:
@@ -78,13 +79,19 @@ def losses(run_dir: Path) -> list[dict]:  # every logged value but the wall time
     return [{k: v for k, v in r.items() if k != "sec_per_iter"} for r in csv.DictReader(open(run_dir / "losses.csv"))]
 
 
-def test_generate_with_two_processes_writes_the_files_of_one(tmp_path, cli, tiny_images):
+@pytest.fixture
+def tiny_gan(tmp_path, tiny_images) -> Path:
+    """A tiny trained AC-GAN's checkpoint."""
     from augkit_plugins.acgan import ACGAN
 
     gan = ACGAN(image_size=16, width=8, iterations=2, batch_size=4)
     list(gan.fit(tiny_images, seed=0))
     gan.save(tmp_path / "g.pt")
-    args = ["generate", tmp_path / "g.pt", "--class", "b", "-n", "70", "--batch-size", "16", "--seed", "3"]
+    return tmp_path / "g.pt"
+
+
+def test_generate_with_two_processes_writes_the_files_of_one(tmp_path, cli, tiny_gan):
+    args = ["generate", tiny_gan, "--class", "b", "-n", "70", "--batch-size", "16", "--seed", "3"]
     torchrun("-m", "augkit", *args, "--out", tmp_path / "two", cwd=tmp_path)
     with rank_threads():
         cli(*args, "--out", tmp_path / "one")
@@ -176,11 +183,9 @@ def test_torchrun_run_with_every_classifier_over_both_processes(tmp_path):
 
 def two_machines(*args, cwds: list[Path], timeout: int = 240) -> list[subprocess.CompletedProcess]:
     """torchrun's multi-node form, as on two machines of one process each: a c10d rendezvous on this host."""
-    import socket
+    from augkit.distributed import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "augkit-test",
                *map(str, args)]
@@ -194,21 +199,12 @@ def two_machines(*args, cwds: list[Path], timeout: int = 240) -> list[subprocess
     return out
 
 
-def test_two_machines_generate_the_files_of_one_process(tmp_path, cli, tiny_images):
-    from augkit_plugins.acgan import ACGAN
-
-    gan = ACGAN(image_size=16, width=8, iterations=2, batch_size=4)
-    list(gan.fit(tiny_images, seed=0))
-    gan.save(tmp_path / "g.pt")
-    args = ["generate", tmp_path / "g.pt", "--class", "a", "-n", "40", "--batch-size", "8", "--seed", "5"]
+def test_two_machines_generate_the_files_of_one_process(tmp_path, cli, tiny_gan):
+    args = ["generate", tiny_gan, "--class", "a", "-n", "40", "--batch-size", "8", "--seed", "5"]
     nodes = two_machines("-m", "augkit", *args, "--out", tmp_path / "two", cwds=[tmp_path, tmp_path])
     assert [n.returncode for n in nodes] == [0, 0], [n.stderr[-3000:] for n in nodes]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # each "machine" ran one process with 1 thread (OMP_NUM_THREADS=1)
-    try:
+    with rank_threads(per_machine=1):  # each "machine" ran one process
         cli(*args, "--out", tmp_path / "one")
-    finally:
-        torch.set_num_threads(before)
     assert files(tmp_path / "one") == files(tmp_path / "two")
 
 
