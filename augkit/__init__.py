@@ -1,10 +1,10 @@
 """augkit: does class-conditional synthetic data make a diagnostic classifier better?"""
 
-from augkit.hookspecs import hookimpl
+from augkit.extension.hookspecs import hookimpl
 from augkit.api import build, run
-from augkit.recipe import RecipeError, load_recipe
-from augkit.plugins import PluginError, get_plugin_manager
-from augkit.interfaces import (
+from augkit.config.recipe import RecipeError, load_recipe
+from augkit.extension.registry import PluginError, get_plugin_manager
+from augkit.extension.roles import (
     Classifier,
     DataSource,
     Exporter,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from augkit.interfaces import Plugin
-from augkit.plugins import Registry, get_plugin_manager
-from augkit.progress import Progress, no_progress
-from augkit.recipe import ResolvedRecipe, load_recipe
+from augkit.extension.roles import Plugin
+from augkit.extension.registry import Registry, get_plugin_manager
+from augkit.outputs.progress import Progress, no_progress
+from augkit.config.recipe import ResolvedRecipe, load_recipe
 
 
 def build(role: str, name: str, /, registry: Registry | None = None, **options: Any) -> Plugin:

@@ -40,7 +40,7 @@ from scipy import stats as sps
 from scipy.cluster.vq import kmeans2
 from torch import Tensor
 
-from augkit.interfaces import FeatureExtractor, LabeledImages, SyntheticBatch
+from augkit.extension.roles import FeatureExtractor, LabeledImages, SyntheticBatch
 
 log = logging.getLogger("augkit")
 
@@ -509,7 +509,7 @@ def plot_distances(screen: Screen, auditor: Auditor, path: Path) -> None:
 
 def _read_folder(root: Path, prep, *, reveal: bool, progress) -> tuple[LabeledImages, list[str], list[tuple[str, str]]]:
     """Every image of a class-per-folder tree, preprocessed; bad files are skipped with their reason."""
-    from augkit.plugins import get_plugin_manager
+    from augkit.extension.registry import get_plugin_manager
 
     source = get_plugin_manager().get("dataset", "image-folder")(root=root, reveal_file_names=reveal)
     classes, images, labels, keys, skipped = source.classes, [], [], [], []
@@ -543,8 +543,8 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
     audit.json, audit/flags.csv (synthetic files by relative path), audit/closest_pairs.png,
     audit/distances.png, report.md and report.html. Reference and held-out file names are never written.
     """
-    from augkit import run_report
-    from augkit.progress import no_progress
+    from augkit.outputs import run_report
+    from augkit.outputs.progress import no_progress
 
     progress = progress or no_progress
     ref, _, ref_skipped = _read_folder(Path(reference), prep, reveal=False, progress=progress)

@@ -29,8 +29,8 @@ def _fail(message: str) -> None:
 
 
 def _load(recipe: Path, overrides: list[str] | None):
-    from augkit.plugins import PluginError
-    from augkit.recipe import RecipeError, load_recipe
+    from augkit.extension.registry import PluginError
+    from augkit.config.recipe import RecipeError, load_recipe
 
     try:
         return load_recipe(recipe, overrides or [])
@@ -47,7 +47,7 @@ def _ranks(device=None):
     """
     import torch
 
-    from augkit import distributed
+    from augkit.compute import distributed
 
     try:
         here = distributed.init(device or torch.device("cpu"))
@@ -90,9 +90,9 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Run a recipe end to end into a new run folder; print the folder's path last."""
-    from augkit.data import DataError
-    from augkit.progress import no_progress, rich_progress
-    from augkit.report import results_table
+    from augkit.stages.data import DataError
+    from augkit.outputs.progress import no_progress, rich_progress
+    from augkit.outputs.report import results_table
     from augkit.runner import run as run_recipe
 
     resolved = _load(recipe, set_)
@@ -116,8 +116,8 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="an interrupted run's folder")],
 ) -> None:
     """Continue an interrupted run in its own folder, from its last generator checkpoint."""
-    from augkit.progress import no_progress, rich_progress
-    from augkit.report import results_table
+    from augkit.outputs.progress import no_progress, rich_progress
+    from augkit.outputs.report import results_table
     from augkit.runner import run as run_recipe
 
     recipe = run_dir / "recipe.yaml"
@@ -145,10 +145,10 @@ def evaluate(
     set_: SetOpt = None,
 ) -> None:
     """Re-run the classifier study on a run's split and generator, without retraining the generator."""
-    from augkit.data import DataError
-    from augkit.progress import no_progress, rich_progress
-    from augkit.recipe import RecipeError
-    from augkit.report import results_table
+    from augkit.stages.data import DataError
+    from augkit.outputs.progress import no_progress, rich_progress
+    from augkit.config.recipe import RecipeError
+    from augkit.outputs.report import results_table
     from augkit.runner import evaluate_run
 
     if not (run_dir / "splits.json").is_file() or not (run_dir / "checkpoints").is_dir():
@@ -204,8 +204,8 @@ def generate(
     """
     import torch
 
-    from augkit.plugins import PluginError, get_plugin_manager
-    from augkit.progress import no_progress, rich_progress
+    from augkit.extension.registry import PluginError, get_plugin_manager
+    from augkit.outputs.progress import no_progress, rich_progress
     from augkit.runner import generate_batches, sha256_file
 
     if out.exists() and any(out.iterdir()):
@@ -291,7 +291,7 @@ def _validated(cls, role: str, name: str, flag: str, options: dict):
 
 def _plugin_class(registry, role: str, name: str):
     """A registered plugin class; an unknown name fails with the installed ones and close matches."""
-    from augkit.plugins import PluginError
+    from augkit.extension.registry import PluginError
 
     try:
         return registry.get(role, name)
@@ -325,8 +325,8 @@ def audit(
     (one row per synthetic file), the closest pairs, report.md and report.html; prints its path last.
     """
     from augkit import audit as A
-    from augkit.distributed import launched
-    from augkit.progress import rich_progress
+    from augkit.compute.distributed import launched
+    from augkit.outputs.progress import rich_progress
     from augkit.runner import new_run_dir
 
     if launched():
@@ -336,7 +336,7 @@ def audit(
     if not 0 < copy_quantile < 0.5 or not 0 < copy_margin <= 1:
         _fail(f"--copy-quantile must be in (0, 0.5) and --copy-margin in (0, 1]; got {copy_quantile}, {copy_margin}")
     logging.getLogger("augkit").addHandler(RichHandler(console=err, show_path=False, show_time=False))
-    from augkit.plugins import get_plugin_manager
+    from augkit.extension.registry import get_plugin_manager
 
     registry = get_plugin_manager()
     paper = _plugin_class(registry, "preprocessor", "paper")
@@ -375,7 +375,7 @@ def locate(
     root: Annotated[Path, typer.Option("--root", exists=True, file_okay=False, help="the data source's root folder")],
 ) -> None:
     """Find the file behind a sample key. Keys are keyed hashes of file paths: only this machine's user can do this."""
-    from augkit.keys import locate as find
+    from augkit.extension.keys import locate as find
 
     try:
         found = find(key, root)
@@ -399,7 +399,7 @@ def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False) -> None:
     """List every installed plugin: role, name, distribution, version."""
-    from augkit.plugins import get_plugin_manager
+    from augkit.extension.registry import get_plugin_manager
 
     registry = get_plugin_manager()
     rows = [info.as_dict() for info in registry.all()]
@@ -419,7 +419,7 @@ def reference_(
     all_plugins: Annotated[bool, typer.Option("--all", help="include third-party plugins")] = False,
 ) -> None:
     """Print the recipe reference (Markdown), generated from the recipe's and plugins' schemas."""
-    from augkit.reference import reference
+    from augkit.config.reference import reference
 
     typer.echo(reference(distribution=None if all_plugins else "augkit"), nl=False)
 
@@ -428,7 +428,7 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:  # typer ends every command this way
-        from augkit import distributed
+        from augkit.compute import distributed
 
         if distributed.launched():  # one of several processes: skip the C++ teardown that can abort
             distributed.exit_now(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from augkit.interfaces import Generator, LabeledImages
+from augkit.extension.roles import Generator, LabeledImages
 
 Transform = Callable[[dict], dict]
 

@@ -21,18 +21,19 @@ import yaml
 from torch import Tensor
 
 import augkit
-from augkit import data as D
-from augkit import report
-from augkit import splits as S
-from augkit import run_report, study
-from augkit import accel
+from augkit.stages import data as D
+from augkit.outputs import report
+from augkit.stages import splits as S
+from augkit.outputs import run_report
+from augkit.stages import study
+from augkit.compute import accel
 from augkit import audit as A
-from augkit import distributed
-from augkit.interfaces import LabeledImages, SyntheticBatch
-from augkit.plugins import get_plugin_manager
-from augkit.progress import Progress, no_progress
-from augkit.recipe import ResolvedRecipe
-from augkit.selection import TRUSTED_JUDGE, Scorer, train_judge, warnings_for
+from augkit.compute import distributed
+from augkit.extension.roles import LabeledImages, SyntheticBatch
+from augkit.extension.registry import get_plugin_manager
+from augkit.outputs.progress import Progress, no_progress
+from augkit.config.recipe import ResolvedRecipe
+from augkit.stages.selection import TRUSTED_JUDGE, Scorer, train_judge, warnings_for
 
 log = logging.getLogger("augkit")
 
@@ -133,7 +134,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
     Uses the run's own recipe (plus ``overrides``, e.g. ``evaluation.seeds=5``), its split
     (``splits.json``) and its generator checkpoint; writes into ``run_dir/evaluations/<new folder>``.
     """
-    from augkit.recipe import load_recipe
+    from augkit.config.recipe import load_recipe
 
     run_dir = Path(run_dir)
     resolved = load_recipe(run_dir / "recipe.yaml", overrides)

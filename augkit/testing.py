@@ -27,7 +27,7 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-from augkit.interfaces import (Classifier, DataSource, Exporter, Generator, LabeledImages, Plugin, Preprocessor, Sample,
+from augkit.extension.roles import (Classifier, DataSource, Exporter, Generator, LabeledImages, Plugin, Preprocessor, Sample,
                                SyntheticBatch)
 
 __all__ = ["ContractError", "check_classifier", "check_dataset", "check_distributed", "check_exporter", "check_generator",
@@ -215,7 +215,7 @@ def check_distributed(cls: type[Generator] | type[Classifier], *, processes: int
     """Check that a Generator or Classifier declaring ``supports_distributed`` trains over several processes.
 
     Starts ``processes`` (at least 2) CPU processes as torchrun would (gloo; ``RANK``,
-    ``WORLD_SIZE`` ...; ``augkit.distributed.init``; no GPU visible), each importing ``cls`` by
+    ``WORLD_SIZE`` ...; ``augkit.compute.distributed.init``; no GPU visible), each importing ``cls`` by
     its module and name (define it at module level of an importable module: a plugin package,
     or a test module on ``sys.path``), building it from ``options`` and fitting it on the data
     ``check_generator`` / ``check_classifier`` use. Then:
@@ -291,7 +291,7 @@ def _run_ranks(cls: Any, role: type[Plugin], options: dict[str, Any], processes:
     import sys
     import time
 
-    from augkit.distributed import free_port
+    from augkit.compute.distributed import free_port
 
     folder.mkdir(parents=True)
     port = free_port()
@@ -345,7 +345,7 @@ def _distributed_rank(job_path: str) -> None:
     import os
     import traceback
 
-    from augkit import distributed
+    from augkit.compute import distributed
 
     job = pickle.loads(Path(job_path).read_bytes())
     out = Path(job["out"])

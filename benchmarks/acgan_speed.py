@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from reference_acgan import ReferenceACGAN  # noqa: E402
 
-from augkit.interfaces import LabeledImages  # noqa: E402
+from augkit.extension.roles import LabeledImages  # noqa: E402
 from augkit_plugins.acgan import ACGAN  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

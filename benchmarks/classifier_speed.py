@@ -19,7 +19,7 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from augkit.interfaces import LabeledImages
+from augkit.extension.roles import LabeledImages
 from augkit_plugins.efficientnetv2 import EfficientNetV2
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -4,7 +4,7 @@
 
 Baseline: one process training the same model on the same global batch, with every core (CPU)
 or one GPU. Then N processes started here (``torch.multiprocessing``, as torchrun would:
-``RANK``, ``WORLD_SIZE`` ... set, ``augkit.distributed.init``), gloo on CPUs with
+``RANK``, ``WORLD_SIZE`` ... set, ``augkit.compute.distributed.init``), gloo on CPUs with
 ``cores // N`` threads each, nccl with one GPU each. Measured for both trainings a run does:
 
 * the AC-GAN (seconds per iteration, median of the timed iterations; the global batch split
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from augkit import distributed
-from augkit.interfaces import LabeledImages
+from augkit.compute import distributed
+from augkit.extension.roles import LabeledImages
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--processes", type=int, default=2)

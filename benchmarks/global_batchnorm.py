@@ -3,7 +3,7 @@
     python benchmarks/global_batchnorm.py [--size 112] [--batch 16] [--threads 1]
 
 Baseline: the plain network (timm's BatchNormAct2d, torch's fused kernels). Against it, side by
-side in this process: the same network after ``augkit.sync_batchnorm.synchronise``, run as
+side in this process: the same network after ``augkit.compute.sync_batchnorm.synchronise``, run as
 one rank of two over a process group of one (its all-reduces then return their input), so the
 difference is the synchronised layer's own computation, without communication. Also checks
 that the two give the same loss and gradients in fp32.
@@ -21,8 +21,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-import augkit.sync_batchnorm as SB
-from augkit import distributed
+import augkit.compute.sync_batchnorm as SB
+from augkit.compute import distributed
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--size", type=int, default=112)

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 import augkit
-from augkit.data import load_and_preprocess
+from augkit.stages.data import load_and_preprocess
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--images", type=int, default=96)

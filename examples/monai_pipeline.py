@@ -19,9 +19,9 @@ from monai.networks.nets import DenseNet121
 from monai.transforms import Compose, RandAdjustContrastd, RandRotated
 
 import augkit
-from augkit.metrics import confusion_matrix, from_confusion
+from augkit.outputs.metrics import confusion_matrix, from_confusion
 from augkit.pipeline import GeneratorDataset, TensorDataset, mix
-from augkit.splits import split_by_patient
+from augkit.stages.splits import split_by_patient
 
 SIZE, SEED = 32, 0
 torch.manual_seed(SEED)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import augkit
-from augkit.selection import train_judge
+from augkit.stages.selection import train_judge
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--iterations", type=int, default=2000)

@@ -13,7 +13,7 @@ from PIL import Image
 
 import augkit
 from augkit import audit as A
-from augkit.interfaces import LabeledImages
+from augkit.extension.roles import LabeledImages
 
 REG = augkit.get_plugin_manager()
 SIZE = 32

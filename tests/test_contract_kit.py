@@ -292,21 +292,21 @@ class EachRankAlone(EfficientNetV2):
     supports_distributed = True
 
     def fit(self, train, val, *, seed=0):
-        rank = augkit.distributed.world().rank
-        with augkit.distributed.alone():
+        rank = augkit.compute.distributed.world().rank
+        with augkit.compute.distributed.alone():
             yield from super().fit(train, val, seed=seed + rank)
 
 
 class FailsOnRank1(EfficientNetV2):
     def fit(self, train, val, *, seed=0):
-        if augkit.distributed.world().rank == 1:
+        if augkit.compute.distributed.world().rank == 1:
             raise ValueError("rank 1 cannot fit")
         yield from super().fit(train, val, seed=seed)
 
 
 class Chatty(EfficientNetV2):
     def fit(self, train, val, *, seed=0):
-        if augkit.distributed.world().rank == 1:
+        if augkit.compute.distributed.world().rank == 1:
             print("x" * 300_000, flush=True)  # more than a pipe holds: must not block the check
         yield from super().fit(train, val, seed=seed)
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import augkit
-from augkit.data import DataError, anonymise_group, load_and_preprocess
-from augkit.splits import split_by_patient, split_keeping_source_test
+from augkit.stages.data import DataError, anonymise_group, load_and_preprocess
+from augkit.stages.splits import split_by_patient, split_keeping_source_test
 
 
 def patients(n_patients=60, per_patient=3, n_classes=3, seed=0):

@@ -101,7 +101,7 @@ class MeanOnly(augkit.Preprocessor):
 
 
 def test_through_the_core_nothing_identifying_is_kept(tree, tmp_path, caplog):
-    from augkit.data import load_and_preprocess
+    from augkit.stages.data import load_and_preprocess
 
     (tree / "lung" / "DOE_JANE" / "study1" / "broken.dcm").write_bytes(b"DOE^JANE MRN-998877")
     with caplog.at_level(logging.DEBUG, logger="augkit"):

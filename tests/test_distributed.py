@@ -27,8 +27,8 @@ import pytest
 import torch
 
 import augkit
-from augkit import distributed
-from augkit.interfaces import LabeledImages
+from augkit.compute import distributed
+from augkit.extension.roles import LabeledImages
 
 TINY = Path(__file__).parent.parent / "examples" / "tiny.yaml"
 WORLD = 2
@@ -102,7 +102,7 @@ def flat(g) -> torch.Tensor:
 
 
 def study_inputs(*overrides: str):
-    from augkit import study
+    from augkit.stages import study
 
     train, val, test = images(8, seed=1), images(3, seed=2), images(4, seed=3)
     pool = images(10, seed=4)
@@ -112,8 +112,8 @@ def study_inputs(*overrides: str):
 
 
 def run_study(out_dir: Path, *overrides: str, trained: dict | None = None):
-    from augkit import study
-    from augkit.progress import no_progress
+    from augkit.stages import study
+    from augkit.outputs.progress import no_progress
 
     resolved, train, val, test, pool, needs = study_inputs(*overrides)
     return study.evaluate(resolved, train, val, test, pool, needs, out_dir, no_progress, regimes=REGIMES, seeds=SEEDS,
@@ -162,7 +162,7 @@ def bn_layer(kind, affine: bool):
 
 def global_batchnorm(rank: int, case: str) -> dict:
     """One training step of GlobalBatchNorm2d on this rank's half of a batch of 8."""
-    from augkit.sync_batchnorm import GlobalBatchNorm2d
+    from augkit.compute.sync_batchnorm import GlobalBatchNorm2d
 
     affine, channels_last, offset, dtype = BN_CASES[case]
     x, grad = bn_inputs(offset)
@@ -422,7 +422,7 @@ def test_the_study_with_every_training_over_the_ranks(ranks, tmp_path):
 def test_synchronised_timm_batchnorm_keeps_its_activation_and_keys():
     import copy
 
-    from augkit.sync_batchnorm import GlobalBatchNorm2d, synchronise
+    from augkit.compute.sync_batchnorm import GlobalBatchNorm2d, synchronise
 
     classifier = net(drop_rate=0.0)  # no dropout: two forward passes in training mode must agree
     model = classifier._create(3).train()
@@ -474,7 +474,7 @@ def test_refusals_name_the_problem(monkeypatch):
 
 
 def test_the_study_shares_its_trainings_as_the_recipe_asks():
-    from augkit.study import distribute_mode
+    from augkit.stages.study import distribute_mode
 
     def recipe(*overrides):
         return augkit.load_recipe(TINY, list(overrides))

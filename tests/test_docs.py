@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from augkit.recipe import SHARED_KEYS, Recipe
+from augkit.config.recipe import SHARED_KEYS, Recipe
 
 DOC = (Path(__file__).parent.parent / "docs" / "recipe.md").read_text()
 
@@ -27,7 +27,7 @@ def test_every_recipe_key_is_documented():
 
 
 def test_generated_reference_is_current(registry):
-    from augkit.reference import reference
+    from augkit.config.reference import reference
 
     committed = (Path(__file__).parent.parent / "docs" / "reference.md").read_text()
     assert committed == reference(registry), "docs/reference.md is stale: run `augkit reference > docs/reference.md`"

@@ -118,7 +118,7 @@ RUN_WHOLE_IN_E2E = {"examples/library.py", "examples/monai_pipeline.py"}
 # -- the fork server -----------------------------------------------------------------------
 
 PRELOAD = ("torch", "timm", "monai", "monai.data", "monai.transforms", "pydicom", "nibabel", "PIL.Image", "pytest",
-           "augkit", "augkit.cli", "augkit.runner", "augkit.pipeline", "augkit.testing", "augkit.report")
+           "augkit", "augkit.cli", "augkit.runner", "augkit.pipeline", "augkit.testing", "augkit.outputs.report")
 
 SHIM = """#!{python} -IS
 import json, os, socket, sys
@@ -176,7 +176,7 @@ def _child(conn: socket.socket) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    __import__("augkit.data").data._SALT = secrets.token_bytes(16)  # a new interpreter's fresh secret
+    __import__("augkit.stages.data").data._SALT = secrets.token_bytes(16)  # a new interpreter's fresh secret
     name, args = request["argv"][0], request["argv"][1:]
     code = 0
     try:
@@ -600,7 +600,7 @@ def test_a_failing_command_fails_its_block(tmp_path):
 # -- yaml, toml -----------------------------------------------------------------------------
 
 def merge(base: dict, fragment: dict) -> dict:
-    from augkit.recipe import ROLE_OF_SECTION  # the plugin sections
+    from augkit.config.recipe import ROLE_OF_SECTION  # the plugin sections
 
     out = dict(base)
     for key, value in fragment.items():
@@ -618,7 +618,7 @@ def test_yaml_block(block: Block, tmp_path: Path, substitute):
     from typer.testing import CliRunner
 
     from augkit.cli import app
-    from augkit.recipe import Recipe
+    from augkit.config.recipe import Recipe
 
     data = yaml.safe_load(substitute(block.text))
     if not isinstance(data, dict) or not set(data) <= set(Recipe.model_fields):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from augkit import accel
-from augkit.interfaces import LabeledImages
+from augkit.compute import accel
+from augkit.extension.roles import LabeledImages
 from augkit_plugins.acgan import ACGAN
 from augkit_plugins.acgan.networks import FastDropout
 from augkit_plugins.efficientnetv2 import EfficientNetV2

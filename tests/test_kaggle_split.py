@@ -7,8 +7,8 @@ import pytest
 from test_kaggle_chest_xray import write_jpeg
 
 import augkit
-from augkit.data import load_and_preprocess
-from augkit.splits import split_by_patient, split_keeping_source_test
+from augkit.stages.data import load_and_preprocess
+from augkit.stages.splits import split_by_patient, split_keeping_source_test
 from augkit_plugins.kaggle_chest_xray import KaggleChestXray
 
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from augkit import keys
+from augkit.extension import keys
 
 
 def test_keys_are_keyed_by_a_private_secret_and_stable_with_it(tmp_path, monkeypatch):
@@ -23,7 +23,7 @@ def test_keys_are_keyed_by_a_private_secret_and_stable_with_it(tmp_path, monkeyp
     assert keys.path_digest(rel) != first  # another machine, another key
     # another process with the same secret file gives the same key (the owner's later runs)
     env = {**os.environ, keys.KEY_FILE_ENV: str(secret)}
-    out = subprocess.run([sys.executable, "-c", f"from augkit import keys; print(keys.path_digest({rel!r}))"],
+    out = subprocess.run([sys.executable, "-c", f"from augkit.extension import keys; print(keys.path_digest({rel!r}))"],
                          env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert out == first
 

@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from augkit.manifest import FIELDS, ManifestWriter
+from augkit.outputs.manifest import FIELDS, ManifestWriter
 
 
 def test_rows_columns_and_file_names(tmp_path):

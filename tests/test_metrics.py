@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from augkit.metrics import confusion_matrix, from_confusion
+from augkit.outputs.metrics import confusion_matrix, from_confusion
 
 sklearn = pytest.importorskip("sklearn.metrics")
 

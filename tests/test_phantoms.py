@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 import augkit
-import augkit.hookspecs
+import augkit.extension.hookspecs
 import augkit_plugins.phantoms
 from augkit_plugins.phantoms import BrainPhantom, ChestPhantom
 
@@ -159,7 +159,7 @@ def test_fingerprint_follows_options():
 
 def test_registered_through_the_hook():
     pm = pluggy.PluginManager("augkit")
-    pm.add_hookspecs(augkit.hookspecs)
+    pm.add_hookspecs(augkit.extension.hookspecs)
     pm.register(augkit_plugins.phantoms)
     pm.check_pending()
     registered: dict[str, type] = {}

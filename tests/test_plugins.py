@@ -3,7 +3,7 @@ import json
 import pytest
 
 import augkit
-from augkit.plugins import PluginError, get_plugin_manager
+from augkit.extension.registry import PluginError, get_plugin_manager
 from conftest import ConstantGenerator, plugin_module
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from augkit.recipe import RecipeError, load_recipe
+from augkit.config.recipe import RecipeError, load_recipe
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from augkit.metrics import confusion_matrix, from_confusion
-from augkit.stats import (
+from augkit.outputs.metrics import confusion_matrix, from_confusion
+from augkit.outputs.stats import (
     Metric,
     accuracy,
     bootstrap_ci,
@@ -162,7 +162,7 @@ def test_bootstrap_chunks_give_the_same_answer_for_large_test_sets(monkeypatch):
     y = rng.integers(0, 2, 300)
     pred = noisy(rng, y, 2, 0.8)
     whole = bootstrap_ci(y, pred, metric_fn("f1", 2), n_boot=50)
-    monkeypatch.setattr("augkit.stats._CHUNK", 300 * 7)  # 7 resamples per chunk
+    monkeypatch.setattr("augkit.outputs.stats._CHUNK", 300 * 7)  # 7 resamples per chunk
     chunked = bootstrap_ci(y, pred, metric_fn("f1", 2), n_boot=50)
     assert chunked["estimate"] == whole["estimate"]
     assert chunked["low"] == pytest.approx(whole["low"], abs=0.05)
@@ -230,7 +230,7 @@ def test_labels_are_checked():
 
 
 def test_bootstrap_seeds_reduces_to_paired_bootstrap_for_one_seed():
-    from augkit.stats import bootstrap_seeds, metric_fn, paired_bootstrap
+    from augkit.outputs.stats import bootstrap_seeds, metric_fn, paired_bootstrap
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 3, 200)
@@ -247,7 +247,7 @@ def test_bootstrap_seeds_reduces_to_paired_bootstrap_for_one_seed():
 
 
 def test_mean_ci_is_clipped_to_the_metric_range():
-    from augkit.stats import mean_ci
+    from augkit.outputs.stats import mean_ci
 
     ci = mean_ci([0.7, 0.9], bounds=(0.0, 1.0))
     assert ci["high"] == 1.0 and ci["low"] >= 0.0

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import augkit
-from augkit import study
+from augkit.stages import study
 
 
 def test_synthetic_needs_per_regime():

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 import augkit
-from augkit import keys
+from augkit.extension import keys
 
 IGNORED_FOLDERS = frozenset({"__MACOSX"})  # macOS zip resource forks
 
@@ -53,7 +53,7 @@ def relative(path: Path, root: Path) -> str:
 
 
 def sample_key(rel: str, class_name: str, reveal: bool) -> str:
-    """``"<class>/<12 hex of a keyed hash of rel>"`` (``augkit.keys``), or ``rel`` itself when the user opted in."""
+    """``"<class>/<12 hex of a keyed hash of rel>"`` (``augkit.extension.keys``), or ``rel`` itself when the user opted in."""
     if reveal:
         return rel
     return f"{class_name}/{keys.path_digest(rel)}"

@@ -13,12 +13,13 @@ from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 import augkit
-from augkit import accel, distributed
-from augkit.data import atomic_save
+from augkit.compute import accel
+from augkit.compute import distributed
+from augkit.stages.data import atomic_save
 from augkit_plugins.acgan.diffaugment import diff_augment
 from augkit_plugins.acgan.losses import discriminator_loss, generator_loss
 from augkit_plugins.acgan.networks import Discriminator, Generator, base_size, init_weights
-from augkit.sync_batchnorm import synchronise
+from augkit.compute.sync_batchnorm import synchronise
 
 # The paper's sections 3.3 / 3.4, exactly: what `preset: paper` pins.
 PAPER = {

@@ -38,7 +38,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from torch import Tensor
 
 import augkit
-from augkit.manifest import ManifestWriter
+from augkit.outputs.manifest import ManifestWriter
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 SYNTHETIC = "SYNTHETIC"

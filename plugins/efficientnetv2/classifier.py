@@ -15,7 +15,8 @@ from torch import Tensor
 from torch.utils.data import DistributedSampler
 
 import augkit
-from augkit import accel, distributed
+from augkit.compute import accel
+from augkit.compute import distributed
 
 
 class EfficientNetV2(augkit.Classifier):
@@ -221,7 +222,7 @@ class EfficientNetV2(augkit.Classifier):
     def _distribute(self, model: torch.nn.Module, seed: int, here: distributed.World) -> torch.nn.Module:
         """``model`` wrapped in DDP (gradients averaged over ranks), with global batch norm if asked for."""
         if self.options.sync_batchnorm:
-            from augkit.sync_batchnorm import synchronise
+            from augkit.compute.sync_batchnorm import synchronise
 
             synchronise(model, self.device)
         # synchronised batch norm leaves the same running statistics on every rank; without it,

@@ -28,7 +28,7 @@ from pydantic import Field
 from torch import Tensor
 
 import augkit
-from augkit.manifest import ManifestWriter
+from augkit.outputs.manifest import ManifestWriter
 
 INT16_TOP = 32767
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from torch import Tensor
 
 import augkit
-from augkit.manifest import ManifestWriter
+from augkit.outputs.manifest import ManifestWriter
 
 
 def to_uint(images: Tensor, bits: int) -> np.ndarray:

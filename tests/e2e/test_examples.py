@@ -32,7 +32,7 @@ def test_monai_pipeline_example():
 @pytest.mark.skipif(importlib.util.find_spec("augkit_wgan") is None,
                     reason="examples/augkit-wgan is not installed (the README's test command installs it)")
 def test_third_party_generator_runs_a_recipe_by_name(tmp_path, cli):
-    from augkit.plugins import get_plugin_manager
+    from augkit.extension.registry import get_plugin_manager
 
     info = {(i.role, i.name): i for i in get_plugin_manager().all()}[("generator", "wgan-gp")]
     assert info.distribution == "augkit-wgan"

@@ -183,7 +183,7 @@ def test_torchrun_run_with_every_classifier_over_both_processes(tmp_path):
 
 def two_machines(*args, cwds: list[Path], timeout: int = 240) -> list[subprocess.CompletedProcess]:
     """torchrun's multi-node form, as on two machines of one process each: a c10d rendezvous on this host."""
-    from augkit.distributed import free_port
+    from augkit.compute.distributed import free_port
 
     port = free_port()
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 import augkit
-from augkit.data import atomic_save
+from augkit.stages.data import atomic_save
 
 FORMAT = "augkit-wgan-1"
 BASE = 4  # side of the smallest feature map, in G and D

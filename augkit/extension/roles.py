@@ -168,7 +168,7 @@ class Classifier(Plugin):
     # (``evaluation.distribute: ddp``), ``fit`` runs on every rank and trains one model together
     # (e.g. with DDP), every rank ending with the same weights and the same rows. False: each
     # rank trains whole classifiers on its own (``distribute: jobs``); ``fit`` then sees a
-    # single process. Either way ``augkit.distributed.world()`` tells ``fit`` which it is.
+    # single process. Either way ``augkit.compute.distributed.world()`` tells ``fit`` which it is.
     supports_distributed: ClassVar[bool] = False
 
     @abstractmethod
@@ -269,7 +269,7 @@ class Exporter(Plugin):
         """Write every batch (a :class:`SyntheticBatch` or an (images, labels, seed) triple) into ``out_dir``.
 
         Read each through ``SyntheticBatch.of(batch)`` and record ``seed``, ``index[i]`` and
-        ``flags[i]`` per image in the manifest: ``augkit.manifest.ManifestWriter.entries`` does both.
+        ``flags[i]`` per image in the manifest: ``augkit.outputs.manifest.ManifestWriter.entries`` does both.
 
         Returns the path of ``manifest.csv``; never overwrites an earlier export.
         """

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from augkit.interfaces import Generator, LabeledImages
+from augkit.extension.roles import Generator, LabeledImages
 
 log = logging.getLogger("augkit")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augkit.data import DataError
+from augkit.stages.data import DataError
 
 log = logging.getLogger("augkit")
 

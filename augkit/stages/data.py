@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from augkit.interfaces import DataSource, LabeledImages, Preprocessor, Sample
-from augkit.progress import Progress, no_progress
+from augkit.extension.roles import DataSource, LabeledImages, Preprocessor, Sample
+from augkit.outputs.progress import Progress, no_progress
 
 log = logging.getLogger("augkit")
 

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from augkit import distributed
-from augkit import metrics as M
-from augkit import stats
-from augkit.interfaces import LabeledImages
+from augkit.compute import distributed
+from augkit.outputs import metrics as M
+from augkit.outputs import stats
+from augkit.extension.roles import LabeledImages
 
 log = logging.getLogger("augkit")
 
@@ -209,7 +209,7 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     Rank 0 gathers and scores; it returns the metrics and writes the files, the other ranks return None.
     """
     trained = trained or {}
-    from augkit import report  # plotting stays out of the import path of library users
+    from augkit.outputs import report  # plotting stays out of the import path of library users
 
     here = distributed.world()
     y_true = test.labels.numpy()

@@ -9,8 +9,8 @@ from types import ModuleType
 
 import pluggy
 
-from augkit import hookspecs
-from augkit.interfaces import ROLES, Plugin
+from augkit.extension import hookspecs
+from augkit.extension.roles import ROLES, Plugin
 
 ENTRY_POINT_GROUP = "augkit"
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from augkit.report import results_table
+from augkit.outputs.report import results_table
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from augkit.interfaces import Plugin
-from augkit.plugins import PluginError, Registry, get_plugin_manager
+from augkit.extension.roles import Plugin
+from augkit.extension.registry import PluginError, Registry, get_plugin_manager
 
 Regime = Literal["real", "fake", "fake+real", "real+classic", "real+oversample"]
 
@@ -80,7 +80,7 @@ class EvaluationSpec(Strict):
     regimes: list[Regime] = Field(
         default_factory=lambda: ["real", "fake", "fake+real", "real+classic", "real+oversample"],
         min_length=1,
-        description="training data regimes (see augkit.study)",
+        description="training data regimes (see augkit.stages.study)",
     )
     ratios: list[float] = Field(
         default_factory=list, description="synthetic:real ratio sweep, e.g. [0.5, 1, 2, 4]: adds regimes fake+real@R"

@@ -10,8 +10,8 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from augkit.plugins import Registry, get_plugin_manager
-from augkit.recipe import PluginSpec, Recipe
+from augkit.extension.registry import Registry, get_plugin_manager
+from augkit.config.recipe import PluginSpec, Recipe
 
 HEADER = """# Recipe reference
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from augkit.interfaces import SyntheticBatch
+from augkit.extension.roles import SyntheticBatch
 
 FIELDS = [
     "file",

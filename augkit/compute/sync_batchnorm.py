@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from augkit import distributed
+from augkit.compute import distributed
 
 _EXTRAS = ("drop", "act")  # what timm's BatchNormAct2d applies after the batch norm, in this order
 

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as sps
 
-from augkit.metrics import confusion_matrix, from_confusion
+from augkit.outputs.metrics import confusion_matrix, from_confusion
 
 MetricName = Literal["accuracy", "balanced_accuracy", "precision", "recall", "f1"]
 _NAMES = ("accuracy", "balanced_accuracy", "precision", "recall", "f1")
@@ -43,7 +43,7 @@ class Metric:
     It also scores a stack of confusion matrices at once (``from_confusions``), which lets
     the bootstrap count all resamples with one ``bincount`` instead of a Python loop.
     ``n_classes`` fixes K so a class missing from a resample still counts (as 0) in a macro
-    mean, as ``augkit.metrics.from_confusion`` does; ``None`` (accuracy only) infers it.
+    mean, as ``augkit.outputs.metrics.from_confusion`` does; ``None`` (accuracy only) infers it.
     """
 
     name: MetricName
