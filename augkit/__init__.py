@@ -17,7 +17,7 @@ from augkit.extension.roles import (
     SyntheticBatch,
 )
 
-__version__ = "0.1.0"
+from augkit.version import __version__
 
 __all__ = [
     "Classifier",

@@ -5,7 +5,8 @@ Items are MONAI-style dictionaries, so MONAI's dictionary transforms (``ScaleInt
 
     {"image": Tensor (C, H, W) float32 in [0, 1], "label": int, "synthetic": bool}
 
-* :class:`SyntheticFolder`: the images an exporter wrote (``manifest.csv`` + files);
+* :class:`SyntheticFolder`: the images an exporter wrote (``manifest.csv`` + files), each
+  read back by the exporter that writes its suffix;
 * :class:`GeneratorDataset`: images drawn live from a trained generator, deterministic per
   index (shuffling or worker count never changes image ``i``);
 * :class:`TensorDataset`: preprocessed real images (``augkit.LabeledImages``);
@@ -14,8 +15,6 @@ Items are MONAI-style dictionaries, so MONAI's dictionary transforms (``ScaleInt
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,7 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from augkit.extension.roles import Generator, LabeledImages
+from augkit.extension.registry import Registry, get_plugin_manager
+from augkit.extension.roles import Exporter, Generator, LabeledImages
+from augkit.outputs.manifest import read_manifest
 
 Transform = Callable[[dict], dict]
 
@@ -50,25 +51,24 @@ class TensorDataset(Dataset):
 class SyntheticFolder(Dataset):
     """An exported synthetic folder (``manifest.csv`` beside the images) as dictionaries.
 
-    PNG files are read with Pillow (8 or 16 bit); NIfTI (``.nii``/``.nii.gz``) with nibabel
-    and DICOM (``.dcm``) with pydicom, when those exporters wrote the folder. Labels follow
-    ``classes``, by default the run's order from ``classes.json`` (else the names sorted).
+    Each file is read by the exporter that writes files of its suffix (``Exporter.suffix``
+    and ``Exporter.read_image``, looked up among the installed exporters, or in ``registry``),
+    so a folder of any exporter that can read its files back works. Labels follow ``classes``,
+    by default the run's order from ``classes.json`` (else the names sorted).
     """
 
-    def __init__(self, folder: Path | str, classes: Sequence[str] | None = None, transform: Transform | None = None):
-        self.folder = Path(folder)
-        manifest = self.folder / "manifest.csv"
-        if not manifest.is_file():
-            raise FileNotFoundError(f"{manifest} not found: give a folder written by an augkit exporter")
-        with open(manifest, newline="") as f:
-            self.rows = list(csv.DictReader(f))
-        order = self.folder / "classes.json"  # the run's label order, written by augkit's exporters
-        if classes is None and order.is_file():
-            classes = json.loads(order.read_text())
+    def __init__(self, folder: Path | str, classes: Sequence[str] | None = None, transform: Transform | None = None,
+                 *, registry: Registry | None = None):
+        manifest = read_manifest(folder)
+        self.folder, self.rows = manifest.folder, manifest.rows
+        if classes is None:
+            classes = manifest.classes  # the run's label order, written by augkit's exporters
         self.classes = list(classes) if classes is not None else sorted({r["class"] for r in self.rows})
         unknown = {r["class"] for r in self.rows} - set(self.classes)
         if unknown:
-            raise ValueError(f"{manifest}: classes {sorted(unknown)} are not in {self.classes}")
+            raise ValueError(f"{self.folder / 'manifest.csv'}: classes {sorted(unknown)} are not in {self.classes}")
+        readers = _readers(registry or get_plugin_manager()) if self.rows else []
+        self._readers = [_reader_for(row["file"], readers) for row in self.rows]  # exporter classes: they pickle
         self.transform = transform
 
     def __len__(self) -> int:
@@ -76,30 +76,30 @@ class SyntheticFolder(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         row = self.rows[i]
-        image = torch.from_numpy(_read(self.folder / row["file"]))
+        image = torch.from_numpy(_channels_first(self._readers[i].read_image(self.folder / row["file"])))
         item = {"image": image, "label": self.classes.index(row["class"]), "synthetic": True}
         return self.transform(item) if self.transform else item
 
 
-def _read(path: Path) -> np.ndarray:
-    """(C, H, W) float32 in [0, 1]."""
-    name = path.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        import nibabel
+def _readers(registry: Registry) -> list[type[Exporter]]:
+    """The installed exporters that read their files back, longest suffix first (a two-part suffix wins)."""
+    found = [info.cls for info in registry.all() if info.role == "exporter"]
+    base = Exporter.read_image.__func__
+    found = [cls for cls in found if cls.suffix and getattr(cls.read_image, "__func__", cls.read_image) is not base]
+    return sorted(found, key=lambda cls: -len(cls.suffix))
 
-        x = np.asarray(nibabel.load(str(path)).dataobj, dtype=np.float32).squeeze()
-        x = np.rot90(x)  # back from the (x, y) voxel order of the file to image rows and columns
-    elif name.endswith(".dcm"):
-        import pydicom
 
-        ds = pydicom.dcmread(path)
-        x = ds.pixel_array.astype(np.float32) / float(2 ** int(ds.BitsStored) - 1)
-    else:
-        from PIL import Image
+def _reader_for(file: str, readers: list[type[Exporter]]) -> type[Exporter]:
+    name = file.lower()
+    for cls in readers:
+        if name.endswith(cls.suffix.lower()):
+            return cls
+    known = ", ".join(sorted({cls.suffix for cls in readers})) or "none"
+    raise ValueError(f"no installed exporter reads {file!r} back (exporters with read_image read: {known})")
 
-        with Image.open(path) as im:
-            x = np.asarray(im, dtype=np.float32)
-        x = x / (65535.0 if x.max() > 255 else 255.0)
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    """(H, W) or (H, W, C) -> (C, H, W) float32."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim == 2:
         return x[None]
@@ -117,7 +117,7 @@ class GeneratorDataset(Dataset):
                  seed: int = 0, transform: Transform | None = None):
         self.generator, self.seed, self.transform = generator, seed, transform
         self.labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
-        self.classes = list(classes or getattr(generator, "classes", None) or range(len(counts)))
+        self.classes = list(classes or generator.classes)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -17,6 +17,14 @@ class ConstantGenerator(augkit.Generator):
         image_size: int = 8
         channels: int = 1
 
+    @property
+    def classes(self):
+        return [str(c) for c in range(self.n)]
+
+    @property
+    def steps_done(self):
+        return 1 if hasattr(self, "n") else 0
+
     def fit(self, train, *, seed=0):
         self.n = len(train.classes)
         yield {"step": 1}

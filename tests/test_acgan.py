@@ -100,7 +100,9 @@ def test_n_plus_resume_n_equals_2n_straight(tiny_images, tmp_path, tricks):
     first.save(tmp_path / "g.pt")
     torch.manual_seed(999)  # whatever happens in between must not matter
     resumed = ACGAN.load(tmp_path / "g.pt", iterations=6)
+    assert (resumed.steps_done, resumed.total_steps, resumed.classes) == (3, 6, ["a", "b", "c"])
     assert [r["step"] for r in resumed.fit(tiny_images, seed=3)] == [4, 5, 6]
+    assert resumed.steps_done == 6
     for net in ("G", "D", "G_ema"):
         a, b = getattr(straight, net), getattr(resumed, net)
         if a is None:
@@ -139,6 +141,16 @@ def test_balanced_batches_draw_classes_equally():
 def test_wrong_image_shape_is_a_clear_error(tiny_images):
     with pytest.raises(ValueError, match=r"acgan expects images of shape \(1, 32, 32\)"):
         next(ACGAN(image_size=32, width=8).fit(tiny_images))
+
+
+def test_the_generator_role_members(tiny_images):
+    gan = tiny(device="cpu", precision="fp32")
+    assert (gan.classes, gan.steps_done, gan.total_steps) == ([], 0, 4)  # classes: known after fit or load
+    assert (gan.device, gan.precision) == (torch.device("cpu"), "fp32")
+    list(gan.fit(tiny_images, seed=0))
+    assert (gan.classes, gan.steps_done) == (["a", "b", "c"], 4)
+    gan.classes.append("d")  # a copy: the generator's own list is left alone
+    assert gan.classes == ["a", "b", "c"]
 
 
 def test_build_by_name():

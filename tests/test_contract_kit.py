@@ -90,6 +90,8 @@ class TinyGAN(augkit.Generator):
     """A correct toy generator: class means plus seeded noise."""
 
     version = "1"
+    classes = ["a", "b", "c"]  # the role's classes and steps_done as plain attributes: the contract
+    steps_done = 0  # kit's three classes, and a toy never resumed
 
     class Options(augkit.Generator.Options):
         image_size: int = 8

@@ -187,7 +187,7 @@ def _rank(rank: int, port: int, out: str) -> None:
     assert (here.rank, here.size) == (rank, WORLD)
     assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) // WORLD)  # no oversubscription
     try:
-        from augkit.runner import generate_batches
+        from augkit.stages.batches import generate_batches
         from augkit_plugins.acgan import ACGAN
 
         for name, options in CONFIGS.items():
@@ -342,7 +342,7 @@ def test_global_batchnorm_is_batchnorm_over_the_whole_batch(ranks, case):
 
 
 def test_sharded_generation_gives_every_rank_the_batches_of_one_process(ranks):
-    from augkit.runner import generate_batches
+    from augkit.stages.batches import generate_batches
     from augkit_plugins.acgan import ACGAN
 
     with rank_threads():
@@ -422,11 +422,13 @@ def test_the_study_with_every_training_over_the_ranks(ranks, tmp_path):
 def test_synchronised_timm_batchnorm_keeps_its_activation_and_keys():
     import copy
 
+    from timm.layers import BatchNormAct2d
+
     from augkit.compute.sync_batchnorm import GlobalBatchNorm2d, synchronise
 
     classifier = net(drop_rate=0.0)  # no dropout: two forward passes in training mode must agree
     model = classifier._create(3).train()
-    synced = synchronise(copy.deepcopy(model), torch.device("cpu"))
+    synced = synchronise(copy.deepcopy(model), torch.device("cpu"), after={BatchNormAct2d: ("drop", "act")})
     assert sum(isinstance(m, GlobalBatchNorm2d) for m in synced.modules()) == 13
     assert list(synced.state_dict()) == list(model.state_dict())
     x = images(2).images
@@ -495,7 +497,7 @@ def test_the_study_shares_its_trainings_as_the_recipe_asks():
 
 
 def test_the_audit_trains_its_extractor_over_the_processes_only_when_it_can():
-    from augkit.runner import _fits_together
+    from augkit.stages.screening import _fits_together
 
     def fits(*overrides, world=2):
         resolved = augkit.load_recipe(TINY, list(overrides))

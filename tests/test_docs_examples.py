@@ -176,7 +176,7 @@ def _child(conn: socket.socket) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    __import__("augkit.stages.data").data._SALT = secrets.token_bytes(16)  # a new interpreter's fresh secret
+    __import__("augkit.stages.data").stages.data._SALT = secrets.token_bytes(16)  # a new interpreter's fresh secret
     name, args = request["argv"][0], request["argv"][1:]
     code = 0
     try:

@@ -22,6 +22,11 @@ def test_same_seed_same_predictions(tiny_images):
     assert torch.equal(*out)
 
 
+def test_the_classifier_role_members():
+    clf = EfficientNetV2(variant="test_efficientnet", epochs=3, device="cpu", precision="fp32")
+    assert (clf.total_epochs, clf.device, clf.precision) == (3, torch.device("cpu"), "fp32")
+
+
 def test_default_is_the_paper_b0_from_scratch():
     o = EfficientNetV2.Options()
     assert o.variant == "tf_efficientnetv2_b0" and o.weights is None

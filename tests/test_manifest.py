@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from augkit.outputs.manifest import FIELDS, ManifestWriter
+from augkit.outputs.manifest import FIELDS, ManifestWriter, read_manifest
 
 
 def test_rows_columns_and_file_names(tmp_path):
@@ -46,3 +46,20 @@ def test_never_overwrites_a_manifest(tmp_path):
 def test_add_outside_with_is_an_error(tmp_path):
     with pytest.raises(RuntimeError, match="outside its `with` block"):
         ManifestWriter(tmp_path, {}).add("a.png", "a", seed=0, index=0)
+
+
+def test_read_manifest_gives_back_what_was_written(tmp_path):
+    with ManifestWriter(tmp_path, {"generator": "acgan", "classes": ["virus", "normal"]}) as manifest:
+        for name in ("normal", "virus"):
+            file = manifest.next_file(name, ".png")
+            (tmp_path / file).write_bytes(b"")
+            manifest.add(file, name, seed=3, index=0, audit_flags=["near_copy"])
+    read = read_manifest(tmp_path)
+    assert read.folder == tmp_path and read.columns == FIELDS and read.classes == ["virus", "normal"]
+    assert [(r["file"], r["class"], r["seed"], r["audit_flags"]) for r in read.rows] == [
+        ("normal/normal_000000.png", "normal", "3", "near_copy"), ("virus/virus_000000.png", "virus", "3", "near_copy")]
+    assert read.file(read.rows[1]) == tmp_path / "virus/virus_000000.png"
+    (tmp_path / "classes.json").unlink()
+    assert read_manifest(tmp_path).classes is None  # an export without the label order
+    with pytest.raises(FileNotFoundError, match="manifest.csv not found: give a folder written by an augkit exporter"):
+        read_manifest(tmp_path / "virus")

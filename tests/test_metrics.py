@@ -27,3 +27,14 @@ def test_per_class_and_support():
     m = from_confusion(np.array([[3, 1], [0, 4]]), ["no", "yes"])
     assert m["per_class"]["no"] == {"precision": 1.0, "recall": 0.75, "f1": pytest.approx(6 / 7), "support": 4}
     assert m["confusion_matrix"] == [[3, 1], [0, 4]]
+
+
+def test_scores_of_a_stack_are_from_confusion_of_each_matrix():
+    from augkit.outputs.metrics import SCORES, scores
+
+    rng = np.random.default_rng(0)
+    cms = rng.integers(0, 9, (2, 5, 3, 3)) * (rng.random((2, 5, 3, 3)) < 0.7)  # some empty rows and columns
+    stacked = scores(cms)
+    for name in SCORES:
+        assert stacked[name].shape == (2, 5)
+        assert stacked[name].tolist() == [[from_confusion(cm)[name] for cm in row] for row in cms]

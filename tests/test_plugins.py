@@ -1,10 +1,13 @@
 import json
 
 import pytest
+import torch
 
 import augkit
+import minimal_generator
 from augkit.extension.registry import PluginError, get_plugin_manager
-from conftest import ConstantGenerator, plugin_module
+from conftest import plugin_module
+from minimal_generator import MinimalGenerator
 
 
 def test_default_plugins_are_found_through_entry_points(registry):
@@ -31,14 +34,41 @@ def test_default_plugins_are_found_through_entry_points(registry):
 
 
 def test_third_party_module_registers_a_generator():
-    plugin = plugin_module("my_gan", register_generators=lambda register: register("const", ConstantGenerator))
+    plugin = plugin_module("my_gan", register_generators=lambda register: register("const", MinimalGenerator))
     registry = get_plugin_manager(extra=[plugin])
-    assert registry.get("generator", "const") is ConstantGenerator
-    assert augkit.build("generator", "const", registry=registry, image_size=4).options.image_size == 4
+    assert registry.get("generator", "const") is MinimalGenerator
+    assert augkit.build("generator", "const", registry=registry, steps=4).options.steps == 4
+
+
+def test_a_plugin_package_registers_through_its_hook():
+    registry = get_plugin_manager(extra=[minimal_generator])  # as if installed, without installing it
+    assert registry.get("generator", "minimal") is MinimalGenerator
+    (info,) = [i for i in registry.all() if i.name == "minimal"]
+    assert (info.role, info.distribution) == ("generator", "minimal_generator")
+
+
+def test_a_role_lists_what_a_plugin_must_implement():
+    assert augkit.Generator.__abstractmethods__ == {"fit", "sample", "save", "load", "classes", "steps_done"}
+    assert augkit.Classifier.__abstractmethods__ == {"fit", "predict_proba"}
+    assert augkit.FeatureExtractor.__abstractmethods__ == {"features"}
+
+
+class Defaults(augkit.Classifier):
+    fit = predict_proba = None  # buildable, and nothing but the role's defaults otherwise
+
+
+def test_the_documented_defaults():
+    gen, clf = MinimalGenerator(), Defaults()
+    assert (gen.total_steps, gen.device, gen.precision, gen.version, gen.supports_distributed) == (
+        None, torch.device("cpu"), "fp32", "0", False)
+    assert (clf.total_epochs, clf.device, clf.precision) == (None, torch.device("cpu"), "fp32")
+    assert augkit.build("feature_extractor", "pixels").trained_classifier is None
+    gen.device, gen.precision = torch.device("meta"), "bf16"  # plain attributes: a plugin may assign them
+    assert (gen.device, gen.precision, MinimalGenerator.device) == (torch.device("meta"), "bf16", torch.device("cpu"))
 
 
 def test_two_plugins_registering_one_name_is_an_error_naming_both():
-    a = plugin_module("dist_a", register_generators=lambda register: register("acgan", ConstantGenerator))
+    a = plugin_module("dist_a", register_generators=lambda register: register("acgan", MinimalGenerator))
     with pytest.raises(PluginError, match=r"two plugins register the generator name 'acgan': augkit .* and dist_a"):
         get_plugin_manager(extra=[a])
 

@@ -1,9 +1,12 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
+import augkit
 from augkit.config.recipe import RecipeError, load_recipe
+from conftest import plugin_module
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -135,3 +138,90 @@ def test_audit_settings_and_extractor_options_are_validated(registry):
     with pytest.raises(RecipeError, match="feature_extractor.options: .*classifier_options.epochs: Input should be greater than or equal to 1"):
         load_recipe(base(feature_extractor={"name": "real-classifier", "options": {"classifier_options": {"epochs": 0}}}),
                     registry=registry)
+
+
+# -- one registry per recipe ---------------------------------------------------------------
+
+
+class FakeClassifier(augkit.Classifier):
+    """A classifier registered only in the test's registry."""
+
+    def fit(self, train, val, *, seed):
+        yield {"step": 1}
+
+    def predict_proba(self, images):
+        return torch.full((len(images), 2), 0.5)
+
+
+def test_the_registry_given_to_load_recipe_is_the_one_plugin_validators_see():
+    reg = augkit.get_plugin_manager(extra=[plugin_module(
+        "only_here", register_classifiers=lambda register: register("fake-classifier", FakeClassifier))])
+    recipe = base(feature_extractor={"name": "real-classifier", "options": {"classifier": "fake-classifier"}})
+    resolved = load_recipe(recipe, registry=reg)
+    assert resolved.registry is reg
+    options = resolved.plugins["feature_extractor"][1]
+    assert options.classifier == "fake-classifier" and isinstance(options.build_classifier(), FakeClassifier)
+    with pytest.raises(RecipeError, match="no classifier plugin named 'fake-classifier'"):
+        load_recipe(recipe)  # a fresh registry has no such classifier
+
+
+def test_feature_extractor_takes_the_recipes_classifier_only_through_classifier_fields(registry):
+    class Declared(augkit.FeatureExtractor):
+        classifier_fields = ("net", "net_options")
+
+        class Options(augkit.FeatureExtractor.Options):
+            net: str | None = None
+            net_options: dict | None = None
+
+        def features(self, images):
+            return images.flatten(1)
+
+    class Undeclared(Declared):
+        classifier_fields = None
+
+    class Wrong(Declared):
+        classifier_fields = ("classifier", "net_options")
+
+    reg = augkit.get_plugin_manager(extra=[plugin_module("extractors", register_feature_extractors=lambda register: [
+        register(name, cls) for name, cls in (("declared", Declared), ("undeclared", Undeclared), ("wrong", Wrong))])])
+    recipe = base(classifier={"name": "efficientnetv2", "options": {"epochs": 2}})
+    declared = load_recipe({**recipe, "feature_extractor": {"name": "declared"}}, registry=reg)
+    options = declared.plugins["feature_extractor"][1]
+    assert options.net == "efficientnetv2" and options.net_options == declared.plugins["classifier"][1].model_dump(mode="json")
+    options = load_recipe({**recipe, "feature_extractor": {"name": "undeclared"}}, registry=reg).plugins["feature_extractor"][1]
+    assert options.net is None and options.net_options is None
+    with pytest.raises(RecipeError, match="'wrong' declares classifier_fields .* its options have no classifier"):
+        load_recipe({**recipe, "feature_extractor": {"name": "wrong"}}, registry=reg)
+
+
+# -- regimes: one table ----------------------------------------------------------------------
+
+
+def test_a_regime_added_to_the_table_is_accepted_and_counted(monkeypatch, registry):
+    from augkit.config import regimes
+    from augkit.stages import study
+
+    spec = regimes.RegimeSpec("fake+oversample", "test: oversampled real plus synthetic", uses_real=True,
+                              synthetic="per_class", oversample=True)
+    with pytest.raises(RecipeError, match="evaluation.regimes.1: Input should be 'real', .*got 'fake\\+oversample'"):
+        load_recipe(base(evaluation={"regimes": ["real", "fake+oversample"]}), registry=registry)
+    monkeypatch.setitem(regimes.REGIMES, spec.name, spec)
+    resolved = load_recipe(base(evaluation={"regimes": ["real", "fake+oversample"], "ratios": [2]}), registry=registry)
+    assert resolved.recipe.evaluation.all_regimes() == ["real", "fake+oversample", "fake+real@2"]
+    needs = study.synthetic_needs(resolved.recipe.evaluation.all_regimes(), [4, 2], per_class=3, multiplier=1.0,
+                                  balance=False)
+    assert needs == {"export": [3, 3], "fake+oversample": [3, 3], "fake+real@2": [6, 6]}
+    train = augkit.LabeledImages(torch.zeros(6, 1, 4, 4), torch.tensor([0, 0, 0, 0, 1, 1]), ["a", "b"])
+    pool = augkit.LabeledImages(torch.ones(6, 1, 4, 4), torch.tensor([0, 1] * 3), ["a", "b"])
+    assert study.regime_data("fake+oversample", train, pool, needs, seed=0).counts() == [4 + 3, 4 + 3]
+
+
+def test_regime_names_parse_through_the_table():
+    from augkit.config import regimes
+
+    assert regimes.parse("fake+real") == (regimes.REGIMES["fake+real"], None)
+    assert regimes.parse("fake+real@0.5") == (regimes.REGIMES["fake+real@R"], 0.5)
+    assert regimes.REGIMES[regimes.SWEEP].at(2.0) == "fake+real@2" and regimes.control() == "real"
+    for bad in ("fake+real@R", "real@2", "nope"):
+        with pytest.raises(ValueError):
+            regimes.parse(bad)

@@ -2,20 +2,23 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from augkit.outputs.metrics import confusion_matrix, from_confusion
-from augkit.outputs.stats import (
-    Metric,
-    accuracy,
-    bootstrap_ci,
-    macro_f1,
-    mcnemar,
-    mean_ci,
-    metric_fn,
-    paired_bootstrap,
-    roc_auc_ovr,
-)
+from augkit.outputs.metrics import from_confusion
+from augkit.outputs.stats import Metric, bootstrap_seeds, mean_ci, metric_fn, roc_auc_ovr
 
 sklearn = pytest.importorskip("sklearn.metrics")
+
+
+accuracy = metric_fn("accuracy")
+
+
+def bootstrap_ci(y_true, y_pred, metric, **kwargs):
+    """The bootstrap interval of one model: ``bootstrap_seeds`` with a single seed."""
+    return bootstrap_seeds(y_true, [y_pred], metric, **kwargs)
+
+
+def paired(y_true, pred_a, pred_b, metric, **kwargs):
+    """metric(b) - metric(a) on the same resampled images: ``bootstrap_seeds`` of b against the reference a."""
+    return bootstrap_seeds(y_true, [pred_b], metric, reference=[pred_a], **kwargs)
 
 
 def noisy(rng, y, k, p_right):
@@ -117,13 +120,12 @@ def test_vectorised_metric_agrees_with_from_confusion(name):
     np.testing.assert_allclose(batch, [from_confusion(cm)[name] for cm in cms])
 
 
-def test_convenience_metrics():
+def test_metric_fn():
     rng = np.random.default_rng(2)
     y = rng.integers(0, 3, 100)
     pred = noisy(rng, y, 3, 0.7)
     assert accuracy(y, pred) == pytest.approx(sklearn.accuracy_score(y, pred))
-    assert macro_f1(y, pred, 3) == pytest.approx(sklearn.f1_score(y, pred, average="macro"))
-    assert metric_fn("f1", 3)(y, pred) == macro_f1(y, pred, 3)
+    assert metric_fn("f1", 3)(y, pred) == pytest.approx(sklearn.f1_score(y, pred, average="macro"))
     with pytest.raises(ValueError, match="n_classes"):
         metric_fn("f1")
     with pytest.raises(ValueError, match="unknown"):
@@ -168,7 +170,7 @@ def test_bootstrap_chunks_give_the_same_answer_for_large_test_sets(monkeypatch):
     assert chunked["low"] == pytest.approx(whole["low"], abs=0.05)
 
 
-# --- paired tests --------------------------------------------------------------------------
+# --- bootstrap_seeds, paired with a reference -------------------------------------------------
 
 
 def test_paired_bootstrap_detects_a_clearly_better_model():
@@ -177,12 +179,12 @@ def test_paired_bootstrap_detects_a_clearly_better_model():
     wrong = 1 - y
     pred_a = np.where(rng.random(300) < 0.6, y, wrong)
     pred_b = np.where(rng.random(300) < 0.9, y, wrong)
-    out = paired_bootstrap(y, pred_a, pred_b, accuracy)
+    out = paired(y, pred_a, pred_b, accuracy)
     assert out["difference"] == pytest.approx(accuracy(y, pred_b) - accuracy(y, pred_a))
-    assert 0 < out["low"] <= out["difference"] <= out["high"]
+    assert 0 < out["diff_low"] <= out["difference"] <= out["diff_high"]
     assert out["p_value"] < 0.05
     assert out["p_value"] == pytest.approx(2 / 1001)  # no resample reverses it: the +1 floor
-    reverse = paired_bootstrap(y, pred_b, pred_a, accuracy)
+    reverse = paired(y, pred_b, pred_a, accuracy)
     assert reverse["difference"] == -out["difference"] and reverse["p_value"] == out["p_value"]
 
 
@@ -190,38 +192,21 @@ def test_paired_bootstrap_identical_predictions():
     rng = np.random.default_rng(8)
     y = rng.integers(0, 3, 200)
     pred = noisy(rng, y, 3, 0.7)
-    out = paired_bootstrap(y, pred, pred.copy(), metric_fn("f1", 3), n_boot=200)
-    assert out == {"difference": 0.0, "low": 0.0, "high": 0.0, "p_value": 1.0}
+    out = paired(y, pred, pred.copy(), metric_fn("f1", 3), n_boot=200)
+    assert {k: out[k] for k in ("difference", "diff_low", "diff_high", "p_value")} == {
+        "difference": 0.0, "diff_low": 0.0, "diff_high": 0.0, "p_value": 1.0}
 
 
 def test_paired_bootstrap_similar_models_not_significant():
     rng = np.random.default_rng(9)
     y = rng.integers(0, 2, 300)
-    out = paired_bootstrap(y, noisy(rng, y, 2, 0.7), noisy(rng, y, 2, 0.7), accuracy)
-    assert out["low"] < 0 < out["high"] and out["p_value"] > 0.05
-
-
-def test_mcnemar_matches_hand_computation():
-    # 20 images: 8 both right, 2 only a right, 10 only b right
-    y = np.zeros(20, int)
-    pred_a = np.array([0] * 8 + [0] * 2 + [1] * 10)
-    pred_b = np.array([0] * 8 + [1] * 2 + [0] * 10)
-    out = mcnemar(y, pred_a, pred_b)
-    assert (out["n01"], out["n10"]) == (2, 10)
-    assert out["p_value"] == pytest.approx(sps.binomtest(2, 12, 0.5).pvalue)
-    # two-sided exact binomial by hand: 2 * P(X <= 2), X ~ Bin(12, 1/2)
-    assert out["p_value"] == pytest.approx(2 * (1 + 12 + 66) / 2**12)
-    assert mcnemar(y, pred_b, pred_a)["p_value"] == out["p_value"]
-
-
-def test_mcnemar_no_discordant_pairs():
-    y = np.array([0, 1, 2, 1])
-    assert mcnemar(y, y, y.copy()) == {"n01": 0, "n10": 0, "p_value": 1.0}
+    out = paired(y, noisy(rng, y, 2, 0.7), noisy(rng, y, 2, 0.7), accuracy)
+    assert out["diff_low"] < 0 < out["diff_high"] and out["p_value"] > 0.05
 
 
 def test_labels_are_checked():
     with pytest.raises(ValueError):
-        mcnemar(np.array([0, 1]), np.array([0]), np.array([0, 1]))
+        paired(np.array([0, 1]), np.array([0]), np.array([0, 1]), accuracy)
     with pytest.raises(ValueError):
         bootstrap_ci(np.array([], int), np.array([], int), accuracy)
     with pytest.raises(ValueError, match="out of range"):
@@ -229,21 +214,17 @@ def test_labels_are_checked():
     assert isinstance(metric_fn("accuracy"), Metric)
 
 
-def test_bootstrap_seeds_reduces_to_paired_bootstrap_for_one_seed():
-    from augkit.outputs.stats import bootstrap_seeds, metric_fn, paired_bootstrap
-
+def test_bootstrap_seeds_compares_seed_means():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 3, 200)
     a = np.where(rng.random(200) < 0.6, y, rng.integers(0, 3, 200))
     b = np.where(rng.random(200) < 0.8, y, rng.integers(0, 3, 200))
     f1 = metric_fn("f1", 3)
     one = bootstrap_seeds(y, [b], f1, reference=[a], seed=1)
-    paired = paired_bootstrap(y, a, b, f1, seed=1)
-    assert one["difference"] == pytest.approx(paired["difference"])
-    assert one["p_value"] == pytest.approx(paired["p_value"])
+    assert one["difference"] == pytest.approx(f1(y, b) - f1(y, a))
     assert one["low"] <= one["estimate"] <= one["high"]
     three = bootstrap_seeds(y, [b, b, a], f1, reference=[a, a, a], seed=1)
-    assert three["difference"] == pytest.approx(2 / 3 * paired["difference"])
+    assert three["difference"] == pytest.approx(2 / 3 * one["difference"])
 
 
 def test_mean_ci_is_clipped_to_the_metric_range():

@@ -5,12 +5,16 @@ On CUDA this is torch's ``SyncBatchNorm``. torch's refuses CPU tensors, so on CP
 statistics) and one backward (the sums the statistics' gradient needs), so the gradient is the
 one of the global batch's loss, as with ``SyncBatchNorm``.
 
-:func:`synchronise` converts a network in place, plain ``BatchNorm2d`` layers and timm's
-``BatchNormAct2d`` (batch norm, then its ``drop`` and ``act``) alike, keeping parameters,
-buffers and state-dict keys: a checkpoint of the synchronised network loads into the plain one.
+:func:`synchronise` converts a network in place, keeping parameters, buffers and state-dict keys:
+a checkpoint of the synchronised network loads into the plain one. Plain ``BatchNorm2d`` layers
+convert as they are; a ``BatchNorm2d`` subclass that applies child modules after its batch norm
+(a fused norm and activation, say) converts when the caller names those children, in the order
+the layer applies them (``synchronise(net, device, after={NormAct: ("drop", "act")})``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -18,13 +22,11 @@ from torch import Tensor, nn
 
 from augkit.compute import distributed
 
-_EXTRAS = ("drop", "act")  # what timm's BatchNormAct2d applies after the batch norm, in this order
 
-
-def _extras(module: nn.Module, y: Tensor) -> Tensor:
-    for name in _EXTRAS:
-        if name in module._modules:
-            y = module._modules[name](y)
+def _after(module: nn.Module, y: Tensor) -> Tensor:
+    """The child modules the converted layer applied after its batch norm, in order."""
+    for name in module.after:
+        y = module._modules[name](y)
     return y
 
 
@@ -91,9 +93,11 @@ def _layout(x: Tensor) -> torch.memory_format:
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """``BatchNorm2d`` whose training statistics are those of the batch summed over all ranks (any backend)."""
 
+    after: tuple[str, ...] = ()  # child modules applied after the batch norm, in order (see synchronise)
+
     def forward(self, x: Tensor) -> Tensor:  # (N, C, H, W) -> (N, C, H, W)
         if not self.training or distributed.world().size == 1:
-            return _extras(self, super().forward(x))
+            return _after(self, super().forward(x))
         c = x.shape[1]
         ones = None if self.affine else torch.ones(c, device=x.device)
         y, mean, var, n = _GlobalBatchNorm.apply(x, self.weight if self.affine else ones,
@@ -104,25 +108,39 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                 momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.lerp_(mean, momentum)
                 self.running_var.lerp_(var * n / (n - 1), momentum)  # unbiased, as BatchNorm2d keeps it
-        return _extras(self, y)
+        return _after(self, y)
 
 
 class _SyncBatchNorm(nn.SyncBatchNorm):
-    """torch's ``SyncBatchNorm`` (CUDA), followed by the ``drop`` and ``act`` of a timm ``BatchNormAct2d``."""
+    """torch's ``SyncBatchNorm`` (CUDA), followed by the child modules the converted layer applied after it."""
+
+    after: tuple[str, ...] = ()
 
     def forward(self, x: Tensor) -> Tensor:
-        return _extras(self, super().forward(x))
+        return _after(self, super().forward(x))
 
 
-def synchronise(module: nn.Module, device: torch.device) -> nn.Module:
+def synchronise(module: nn.Module, device: torch.device,
+                after: Mapping[type[nn.BatchNorm2d], Sequence[str]] | None = None) -> nn.Module:
     """Every ``BatchNorm2d`` in ``module`` becomes a synchronised one, sharing its parameters and buffers.
 
     The optimizer's references stay valid (same ``Parameter`` objects) and the state-dict keys
-    are unchanged: a checkpoint loads into the plain networks.
+    are unchanged: a checkpoint loads into the plain networks. ``after`` maps a ``BatchNorm2d``
+    subclass that applies child modules after its batch norm to their names, in the order it
+    applies them: the synchronised layer keeps those children and applies them likewise. A layer
+    with children that ``after`` does not name for its class is refused (``TypeError``) rather
+    than converted without them.
     """
     cls = _SyncBatchNorm if device.type == "cuda" else GlobalBatchNorm2d
+    after = after or {}
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d) and not isinstance(child, GlobalBatchNorm2d):
+            then = tuple(next((after[k] for k in type(child).__mro__ if k in after), ()))
+            children = [n for n, _ in child.named_children()]
+            if sorted(then) != sorted(children):
+                raise TypeError(
+                    f"{name}: a {type(child).__qualname__} with child modules {children}; synchronise(..., after=...) "
+                    f"names {list(then)} for it: name every child the layer applies after its batch norm, in order")
             new = cls(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats,
                       device=device)
             if child.affine:
@@ -130,11 +148,11 @@ def synchronise(module: nn.Module, device: torch.device) -> nn.Module:
             if child.track_running_stats:
                 new.running_mean, new.running_var = child.running_mean, child.running_var
                 new.num_batches_tracked = child.num_batches_tracked
-            for extra in _EXTRAS:
-                if extra in child._modules:
-                    new.add_module(extra, child._modules[extra])
+            for extra in then:
+                new.add_module(extra, child._modules[extra])
+            new.after = then
             new.train(child.training)
             setattr(module, name, new)
         elif not isinstance(child, nn.SyncBatchNorm):
-            synchronise(child, device)
+            synchronise(child, device, after)
     return module

@@ -8,17 +8,22 @@ what is allowed.
 from __future__ import annotations
 
 import difflib
+import functools
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from augkit.extension.roles import Plugin
+from augkit.config import regimes as regime_table
+from augkit.config.defaults import DEFAULT_PLUGINS
 from augkit.extension.registry import PluginError, Registry, get_plugin_manager
+from augkit.extension.roles import FeatureExtractor, Plugin
 
-Regime = Literal["real", "fake", "fake+real", "real+classic", "real+oversample"]
+# the names evaluation.regimes takes, from augkit.config.regimes (for the reference and type checkers;
+# validation reads the table itself, see EvaluationSpec._known)
+Regime = Literal[regime_table.named()]
 
 # Recipe keys shared with every plugin whose Options declare a field of the same name, in the
 # sections that work on preprocessed images (a dataset's own image_size is its native size).
@@ -33,11 +38,6 @@ class RecipeError(ValueError):
         self.problems = problems
         head = f"invalid recipe {source}" if source else "invalid recipe"
         super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in problems))
-
-
-# The paper's plugins: used when a recipe leaves a section out or gives options without a name.
-DEFAULT_PLUGINS = {"preprocessor": "paper", "generator": "acgan", "exporter": "png", "classifier": "efficientnetv2",
-                   "feature_extractor": "real-classifier"}
 
 
 class Strict(BaseModel):
@@ -78,7 +78,7 @@ class SelectionSpec(Strict):
 
 class EvaluationSpec(Strict):
     regimes: list[Regime] = Field(
-        default_factory=lambda: ["real", "fake", "fake+real", "real+classic", "real+oversample"],
+        default_factory=regime_table.defaults,
         min_length=1,
         description="training data regimes (see augkit.stages.study)",
     )
@@ -99,6 +99,12 @@ class EvaluationSpec(Strict):
             raise ValueError(f"ratios must be positive, got {v}")
         return v
 
+    @field_validator("regimes", mode="wrap")
+    @classmethod
+    def _known(cls, v: Any, handler) -> list[str]:
+        """The names of augkit.config.regimes as it stands (a regime added to the table is accepted), not as imported."""
+        return _regime_list(regime_table.named(), tuple(cls.model_fields["regimes"].metadata)).validate_python(v)
+
     @field_validator("regimes")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
@@ -107,7 +113,14 @@ class EvaluationSpec(Strict):
         return v
 
     def all_regimes(self) -> list[str]:
-        return [*self.regimes, *(f"fake+real@{r:g}" for r in self.ratios)]
+        sweep = regime_table.REGIMES[regime_table.SWEEP]
+        return [*self.regimes, *(sweep.at(r) for r in self.ratios)]
+
+
+@functools.cache
+def _regime_list(names: tuple[str, ...], constraints: tuple) -> TypeAdapter:
+    """``list[Regime]`` with today's names and the field's constraints (min_length)."""
+    return TypeAdapter(Annotated[list[Literal[names]], *constraints])
 
 
 class AuditSpec(Strict):
@@ -171,11 +184,17 @@ ROLE_OF_SECTION = {
 
 
 class ResolvedRecipe:
-    """A validated recipe plus the validated options object of each plugin."""
+    """A validated recipe plus the validated options object of each plugin, and the registry they came from.
 
-    def __init__(self, recipe: Recipe, plugins: dict[str, tuple[type[Plugin], BaseModel]]):
+    ``registry`` is the one registry of everything done with this recipe: its plugin classes, the
+    plugin validators that look plugins up (through pydantic's validation context) and the run's
+    environment record.
+    """
+
+    def __init__(self, recipe: Recipe, plugins: dict[str, tuple[type[Plugin], BaseModel]], registry: Registry):
         self.recipe = recipe
         self.plugins = plugins  # section -> (class, options)
+        self.registry = registry
 
     def build(self, section: str) -> Plugin:
         cls, options = self.plugins[section]
@@ -221,7 +240,12 @@ def load_recipe(
     overrides: list[str] = (),
     registry: Registry | None = None,
 ) -> ResolvedRecipe:
-    """Read and validate a recipe (a path or an already-parsed mapping), plugins included."""
+    """Read and validate a recipe (a path or an already-parsed mapping), plugins included.
+
+    ``registry`` (default: a fresh :func:`get_plugin_manager`) is where every plugin is looked up,
+    plugin validators included: each plugin's options are validated with
+    ``context={"registry": registry}``. The result keeps it as ``ResolvedRecipe.registry``.
+    """
     label = None
     if isinstance(source, dict):
         data = typing.cast(dict[str, Any], yaml.safe_load(yaml.safe_dump(source)))  # deep copy
@@ -238,7 +262,7 @@ def load_recipe(
     except ValidationError as exc:
         raise RecipeError(_describe(exc, Recipe), label) from None
 
-    registry = registry or get_plugin_manager()
+    registry = registry if registry is not None else get_plugin_manager()
     problems: list[str] = []
     plugins: dict[str, tuple[type[Plugin], BaseModel]] = {}
     for section, role in ROLE_OF_SECTION.items():
@@ -259,26 +283,38 @@ def load_recipe(
                     )
                 options[key] = shared
         if section == "feature_extractor":
-            _inherit_classifier(options, cls, recipe, plugins)
+            problem = _inherit_classifier(options, cls, recipe, plugins)
+            if problem:
+                problems.append(problem)
+                continue
         try:
-            plugins[section] = (cls, cls.Options.model_validate(options))
+            plugins[section] = (cls, cls.Options.model_validate(options, context={"registry": registry}))
         except ValidationError as exc:
             problems.extend(_describe(exc, cls.Options, prefix=f"{section}.options"))
     if problems:
         raise RecipeError(problems, label)
-    return ResolvedRecipe(recipe, plugins)
+    return ResolvedRecipe(recipe, plugins, registry)
 
 
-def _inherit_classifier(options: dict[str, Any], cls: type[Plugin], recipe: Recipe, plugins: dict) -> None:
-    """An extractor declaring ``classifier`` / ``classifier_options`` trains the recipe's classifier unless told otherwise."""
-    fields = cls.Options.model_fields
-    if "classifier" not in plugins:  # the classifier section has its own error already
-        return
-    if "classifier" in fields and options.get("classifier") is None:
-        options["classifier"] = recipe.classifier.name
-    if ("classifier_options" in fields and options.get("classifier_options") is None
-            and options.get("classifier") == recipe.classifier.name):
-        options["classifier_options"] = plugins["classifier"][1].model_dump(mode="json")
+def _inherit_classifier(options: dict[str, Any], cls: type[FeatureExtractor], recipe: Recipe, plugins: dict
+                        ) -> str | None:
+    """An extractor declaring ``classifier_fields`` trains the recipe's classifier unless told otherwise.
+
+    Returns a problem when the declared fields are not options of the extractor.
+    """
+    fields = cls.classifier_fields
+    if fields is None or "classifier" not in plugins:  # the classifier section has its own error already
+        return None
+    missing = [f for f in fields if f not in cls.Options.model_fields]
+    if missing:
+        return (f"feature_extractor.name: {recipe.feature_extractor.name!r} declares classifier_fields {fields}, "
+                f"but its options have no {', '.join(missing)}")
+    name_field, options_field = fields
+    if options.get(name_field) is None:
+        options[name_field] = recipe.classifier.name
+    if options.get(options_field) is None and options.get(name_field) == recipe.classifier.name:
+        options[options_field] = plugins["classifier"][1].model_dump(mode="json")
+    return None
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:

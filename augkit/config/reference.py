@@ -54,7 +54,7 @@ def _table(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 def reference(registry: Registry | None = None, distribution: str | None = "augkit") -> str:
     """Markdown for the recipe and every plugin's options (of one distribution, by default augkit's)."""
-    registry = registry or get_plugin_manager()
+    registry = registry if registry is not None else get_plugin_manager()
     lines = [HEADER, "## The recipe", "", *_table(Recipe)]
     lines += ["", "Plugin sections (`dataset`, `preprocessor`, `generator`, `classifier`, `exporter`, `feature_extractor`) take "
               "`name` and `options`; the options of each plugin follow.", ""]

@@ -5,6 +5,11 @@ that batch: together with the checkpoint they reproduce the image. ``audit_flags
 empty unless a caller passes flags for an image (``;``-separated); the column is always
 there so that readers need not care whether an audit ran. With ``provenance["classes"]``
 (the label order), ``classes.json`` records it beside the manifest.
+
+:class:`ManifestWriter` writes a manifest, :func:`read_manifest` reads one back (the image
+files themselves are read by the exporter that wrote them: ``augkit.Exporter.read_image``).
+:class:`SyntheticBatch` is what an exporter is handed: one batch with the seed, the index
+and the flags that the manifest records per image.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from augkit.extension.roles import SyntheticBatch
+from torch import Tensor
+
+from augkit.outputs.files import read_json
 
 FIELDS = [
     "file",
@@ -31,14 +39,40 @@ FIELDS = [
 PROVENANCE_FIELDS = ("generator", "generator_version", "checkpoint_sha256", "recipe_sha256")
 
 
+class SyntheticBatch(NamedTuple):
+    """Synthetic images as the runner hands them to an exporter.
+
+    ``seed`` generated the batch; ``index[i]`` is image i's position in that batch (with the
+    checkpoint, (seed, index) reproduces the image: positions can skip when the audit dropped
+    images); ``flags[i]`` are its audit flags (empty when it passed or no audit ran).
+    """
+
+    images: Tensor  # (N, C, H, W) float32 in [-1, 1]
+    labels: Tensor  # (N,) int64
+    seed: int
+    index: list[int] | None = None  # default: 0 .. N-1
+    flags: list[tuple[str, ...]] | None = None  # default: no flags
+
+    @classmethod
+    def of(cls, batch: SyntheticBatch | tuple) -> SyntheticBatch:
+        """Accept a SyntheticBatch or a plain ``(images, labels, seed)`` triple; fill the defaults."""
+        b = batch if isinstance(batch, SyntheticBatch) else cls(*batch)
+        n = len(b.labels)
+        index = list(range(n)) if b.index is None else [int(i) for i in b.index]
+        flags = [()] * n if b.flags is None else [tuple(f) for f in b.flags]
+        if len(index) != n or len(flags) != n:
+            raise ValueError(f"a batch of {n} images with {len(index)} indexes and {len(flags)} flag sets")
+        return cls(b.images, b.labels, int(b.seed), index, flags)
+
+
 class ManifestWriter:
     """Creates ``<out_dir>/manifest.csv`` (never overwriting one) and names the image files.
 
     ::
 
         with ManifestWriter(out_dir, provenance) as manifest:
-            for pixels, name, path in manifest.entries(batches, classes, ".png", convert):
-                save(pixels, path)                         # <out>/<class>/<class>_000000.png
+            for pixels, name, path in manifest.entries(batches, classes, suffix, convert):
+                save(pixels, path)                         # <out>/<class>/<class>_000000<suffix>
 
     (``next_file`` and ``add`` are the two halves of ``entries``, for other loops.)
     """
@@ -104,3 +138,29 @@ class ManifestWriter:
                 rel = self.next_file(name, suffix)
                 yield pixels, name, self.out_dir / rel
                 self.add(rel, name, seed=batch.seed, index=index, audit_flags=flags)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An export as :func:`read_manifest` finds it: the rows of ``manifest.csv`` and the label order."""
+
+    folder: Path
+    columns: list[str]
+    rows: list[dict[str, str]]  # one per file, every value a str (as csv gives it)
+    classes: list[str] | None  # the run's label order from classes.json; None when the export has none
+
+    def file(self, row: dict[str, str]) -> Path:
+        """The image file a row names (``file`` is relative to the manifest's folder)."""
+        return self.folder / row["file"]
+
+
+def read_manifest(folder: Path | str) -> Manifest:
+    """Read ``<folder>/manifest.csv`` (and ``classes.json`` when there is one), as :class:`ManifestWriter` wrote them."""
+    folder = Path(folder)
+    path = folder / "manifest.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: give a folder written by an augkit exporter")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    return Manifest(folder, list(reader.fieldnames or []), rows, read_json(folder / "classes.json"))

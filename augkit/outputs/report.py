@@ -1,16 +1,35 @@
-"""Tables and figures of a run: the paper's results table, loss curves, sample grids."""
+"""Tables and figures of a run: the paper's results table, loss curves, sample grids.
+
+Each figure is a ``matplotlib.figure.Figure`` of its own, written straight to a file: nothing here
+selects a backend or touches matplotlib's global figure state, so a caller's own plotting is left alone.
+"""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+from torch import Tensor
 
-matplotlib.use("Agg")  # files only; never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from torch import Tensor  # noqa: E402
+from augkit.config import regimes as regime_table
+from augkit.outputs.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def figure(figsize: tuple[float, float], dpi: int = 100) -> Figure:
+    """A figure of its own, for a file only: it belongs to no window and leaves matplotlib's global state alone."""
+    from matplotlib.figure import Figure  # plotting stays out of the import path of library users
+
+    return Figure(figsize=figsize, dpi=dpi)
+
+
+def save(fig: Figure, path: Path) -> None:
+    """Lay the figure out and write it (PNG at the figure's dpi)."""
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def _ci(stat: dict | None, scale: float = 1.0, digits: int = 3) -> str:
@@ -84,7 +103,8 @@ def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
     first_seed = metrics["seeds"][0]
 
     # the paper's Figure 8: train / validation loss per regime (first seed)
-    fig, axes = plt.subplots(1, len(regimes), figsize=(3.2 * len(regimes), 2.8), dpi=100, squeeze=False)
+    fig = figure((3.2 * len(regimes), 2.8))
+    axes = fig.subplots(1, len(regimes), squeeze=False)
     for ax, regime in zip(axes[0], regimes):
         rows = [r for r in curves if r["regime"] == regime and r["seed"] == first_seed]
         for key in ("train_loss", "val_loss"):
@@ -94,12 +114,11 @@ def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("loss")
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "classifier_losses.png")
-    plt.close(fig)
+    save(fig, out_dir / RunFolder.CLASSIFIER_LOSSES_PLOT)
 
     # confusion matrices, pooled over seeds
-    fig, axes = plt.subplots(1, len(regimes), figsize=(2.8 * len(regimes), 2.9), dpi=100, squeeze=False)
+    fig = figure((2.8 * len(regimes), 2.9))
+    axes = fig.subplots(1, len(regimes), squeeze=False)
     for ax, regime in zip(axes[0], regimes):
         cm = np.asarray(metrics["regimes"][regime]["confusion_matrix"])
         ax.imshow(cm, cmap="Blues")
@@ -110,12 +129,11 @@ def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
         ax.set_title(regime, fontsize=9)
         ax.set_xlabel("predicted", fontsize=8)
     axes[0][0].set_ylabel("true", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "confusion_matrices.png")
-    plt.close(fig)
+    save(fig, out_dir / RunFolder.CONFUSION_PLOT)
 
     # metric by regime, with the seed CI as error bars
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(regimes)), 3.2), dpi=100)
+    fig = figure((max(5, 1.3 * len(regimes)), 3.2))
+    ax = fig.subplots()
     width = 0.2
     for k, name in enumerate(("accuracy", "balanced_accuracy", "f1")):
         means, errs = [], [[], []]
@@ -131,15 +149,15 @@ def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
     ax.set_ylabel("mean over seeds (95% CI)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_dir / "metrics_by_regime.png")
-    plt.close(fig)
+    save(fig, out_dir / RunFolder.METRICS_PLOT)
 
-    sweep = sorted((float(r.split("@")[1]), r) for r in regimes if "@" in r)
+    sweep = sorted((ratio, r) for r in regimes if (ratio := regime_table.parse(r)[1]) is not None)
     if sweep:
-        if "real" in metrics["regimes"]:
-            sweep = [(0.0, "real"), *sweep]
-        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        control = regime_table.control()  # ratio 0
+        if control in metrics["regimes"]:
+            sweep = [(0.0, control), *sweep]
+        fig = figure((5, 3.2))
+        ax = fig.subplots()
         for name in ("accuracy", "f1"):
             stats = [metrics["regimes"][r]["seeds"][name] for _, r in sweep]
             x = [ratio for ratio, _ in sweep]
@@ -150,41 +168,13 @@ def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
         ax.set_ylabel("mean over seeds (95% CI)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(out_dir / "ratio_sweep.png")
-        plt.close(fig)
-
-
-def write_csv(rows: list[dict], path: Path) -> None:
-    fields: list[str] = []
-    for row in rows:
-        fields += [k for k in row if k not in fields]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fields)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def read_csv(path: Path) -> list[dict]:
-    """Rows written by ``write_csv``, numbers parsed back (empty cells dropped)."""
-    if not Path(path).exists():
-        return []
-
-    def parse(v: str):
-        for kind in (int, float):
-            try:
-                return kind(v)
-            except ValueError:
-                pass
-        return v
-
-    with open(path, newline="") as f:
-        return [{k: parse(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+        save(fig, out_dir / RunFolder.RATIO_PLOT)
 
 
 def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ...]) -> None:
     """Loss curves from log rows (only the rows that carry the keys are plotted)."""
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig = figure((7, 4), dpi=110)
+    ax = fig.subplots()
     for key in keys:
         pts = [(r["step"], r[key]) for r in rows if key in r]
         if pts:
@@ -195,9 +185,7 @@ def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ..
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def image_grid(images: Tensor, path: Path, *, title: str, columns: int = 8) -> None:
@@ -205,7 +193,8 @@ def image_grid(images: Tensor, path: Path, *, title: str, columns: int = 8) -> N
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     n = len(images)
     rows = max(1, int(np.ceil(n / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.2 + 0.4), dpi=100, squeeze=False)
+    fig = figure((columns * 1.2, rows * 1.2 + 0.4))
+    axes = fig.subplots(rows, columns, squeeze=False)
     pixels = ((images.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -213,16 +202,15 @@ def image_grid(images: Tensor, path: Path, *, title: str, columns: int = 8) -> N
             img = pixels[i]
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def before_after(pairs: list[tuple[np.ndarray, np.ndarray, str]], path: Path) -> None:
     """Rows of (raw image, preprocessed (C, S, S) in [-1, 1]) with the class as the title."""
     if not pairs:
         return
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.2 * len(pairs)), dpi=100, squeeze=False)
+    fig = figure((4.4, 2.2 * len(pairs)))
+    axes = fig.subplots(len(pairs), 2, squeeze=False)
     for (raw, done, title), (a, b) in zip(pairs, axes):
         raw = np.asarray(raw, dtype=np.float32)
         a.imshow(raw if raw.ndim == 2 or raw.shape[-1] in (3, 4) else raw[..., 0], cmap="gray")
@@ -231,9 +219,7 @@ def before_after(pairs: list[tuple[np.ndarray, np.ndarray, str]], path: Path) ->
         b.set_title(f"preprocessed {done.shape[-1]}x{done.shape[-2]}", fontsize=8)
         a.axis("off")
         b.axis("off")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)
 
 
 def class_grids(images: Tensor, labels: Tensor, classes: list[str], out_dir: Path, *, per_class: int = 16,

@@ -9,11 +9,16 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from augkit.outputs.report import results_table
+from augkit.outputs.files import read_json
+from augkit.outputs.run_folder import RunFolder
+
+# The fidelity metrics of audit.json, in the order of the report's table. They live here, where the
+# report reads them, and augkit.audit (which writes them) imports them: outputs never imports the audit.
+FIDELITY = ("fd", "kid", "precision", "recall", "density", "coverage")
 
 
 @dataclass
@@ -49,10 +54,6 @@ class Bullets:
     items: list[str]
 
 
-def _load(path: Path, default=None):
-    return json.loads(path.read_text()) if path.exists() else default
-
-
 def _md_table(md: str) -> Table:
     lines = [line.strip().strip("|").split("|") for line in md.strip().splitlines()]
     return Table([c.strip() for c in lines[0]], [[c.strip() for c in row] for row in lines[2:]])
@@ -61,16 +62,15 @@ def _md_table(md: str) -> Table:
 def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
     """The report's content, in order. ``out_dir`` holds the study (an evaluation's own folder)."""
     out_dir = out_dir or run_dir
-    metrics = _load(out_dir / "metrics.json")
-    data = _load(run_dir / "data.json", {})
-    recipe = (run_dir / "recipe.yaml").read_text() if (run_dir / "recipe.yaml").exists() else ""
+    metrics = read_json(out_dir / RunFolder.METRICS)
+    data = read_json(run_dir / RunFolder.DATA, {})
+    recipe = (run_dir / RunFolder.RECIPE).read_text() if (run_dir / RunFolder.RECIPE).exists() else ""
     classes = metrics["classes"]
     rel = lambda p: Path(p).relative_to(out_dir).as_posix() if out_dir == run_dir else Path("..", "..", Path(p).relative_to(run_dir)).as_posix()  # noqa: E731
     out: list = [Heading(f"augkit report: {run_dir.name}", 1)]
 
     warnings = list(metrics.get("warnings", []))
-    if (run_dir / "warnings.txt").exists():
-        warnings = list(dict.fromkeys((run_dir / "warnings.txt").read_text().splitlines() + warnings))
+    warnings = list(dict.fromkeys(RunFolder(run_dir).warnings() + warnings))
     out += [Heading("Warnings")]
     out += [Bullets(warnings)] if warnings else [Para("None.")]
 
@@ -84,7 +84,7 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         out.append(Para(f"{data['images']} images used; {data['skipped']} skipped"
                         + (" (reasons in skipped.csv)." if data["skipped"] else ".")
                         + " Every patient is in exactly one split."))
-    skipped = run_dir / "skipped.csv"
+    skipped = run_dir / RunFolder.SKIPPED
     if skipped.exists():
         rows = list(csv.DictReader(open(skipped, newline="")))
         out.append(Table(["skipped sample", "reason"], [[r["sample"], r["reason"]] for r in rows[:20]]))
@@ -93,19 +93,19 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
 
     out += [Heading("Synthetic images"), Para("Generated images of each class (left) beside real training images (right).")]
     for c in classes:
-        pair = [Image(rel(run_dir / "samples" / f"{name}.png"), f"{kind}: {c}")
-                for name, kind in ((c, "synthetic"), (f"real_{c}", "real")) if (run_dir / "samples" / f"{name}.png").exists()]
+        pair = [Image(rel(run_dir / RunFolder.SAMPLES / f"{name}.png"), f"{kind}: {c}")
+                for name, kind in ((c, "synthetic"), (f"real_{c}", "real")) if (run_dir / RunFolder.SAMPLES / f"{name}.png").exists()]
         if pair:
             out.append(Row(pair))
 
-    audit = _load(run_dir / "audit.json")
+    audit = read_json(run_dir / RunFolder.AUDIT)
     if audit:
-        out += audit_blocks(audit, classes, rel(run_dir / "audit"))
+        out += audit_blocks(audit, classes, rel(run_dir / RunFolder.AUDIT_DIR))
 
     out += [Heading("Generator training")]
-    if (run_dir / "losses.png").exists():
-        out.append(Image(rel(run_dir / "losses.png"), "generator and discriminator losses"))
-    selection = _load(run_dir / "selection.json")
+    if (run_dir / RunFolder.LOSSES_PLOT).exists():
+        out.append(Image(rel(run_dir / RunFolder.LOSSES_PLOT), "generator and discriminator losses"))
+    selection = read_json(run_dir / RunFolder.SELECTION)
     if selection and selection.get("scores"):
         judge = selection.get("judge_val_accuracy")
         out.append(Para(
@@ -128,15 +128,15 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         "mean; vs real: paired bootstrap difference and two-sided p-value."
     ), _md_table(results_table(metrics))]
     for name, caption in (
-        ("metrics_by_regime.png", "metrics by regime (mean over seeds, 95% CI)"),
-        ("confusion_matrices.png", "confusion matrices (summed over seeds)"),
-        ("classifier_losses.png", "classifier train / validation loss per regime (the paper's Figure 8)"),
-        ("ratio_sweep.png", "synthetic:real ratio sweep"),
+        (RunFolder.METRICS_PLOT, "metrics by regime (mean over seeds, 95% CI)"),
+        (RunFolder.CONFUSION_PLOT, "confusion matrices (summed over seeds)"),
+        (RunFolder.CLASSIFIER_LOSSES_PLOT, "classifier train / validation loss per regime (the paper's Figure 8)"),
+        (RunFolder.RATIO_PLOT, "synthetic:real ratio sweep"),
     ):
         if (out_dir / name).exists():
             out.append(Image(name, caption))
 
-    out += [Heading("Recipe"), Para("The fully resolved recipe of this run:"), Table(["recipe.yaml"], [[recipe]])]
+    out += [Heading("Recipe"), Para("The fully resolved recipe of this run:"), Table([RunFolder.RECIPE], [[recipe]])]
     return out
 
 
@@ -162,7 +162,6 @@ def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
     scopes = [("overall", fid["overall"]), *fid["per_class"].items()]
     header = ["metric"] + [f"{name}: {kind}" for name, _ in scopes for kind in ("synthetic", "real floor")]
     rows = []
-    from augkit.audit import FIDELITY
     for metric in FIDELITY:
         row = [metric]
         for _, scope in scopes:
@@ -237,7 +236,7 @@ def to_markdown(content: list) -> str:
         elif isinstance(b, Row):
             lines += [" ".join(f"![{i.caption}]({i.path})" for i in b.images), ""]
         elif isinstance(b, Table):
-            if b.header == ["recipe.yaml"]:
+            if b.header == [RunFolder.RECIPE]:
                 lines += ["```yaml", b.rows[0][0].rstrip(), "```", ""]
                 continue
             lines += ["| " + " | ".join(b.header) + " |", "|" + "---|" * len(b.header)]
@@ -267,7 +266,7 @@ def to_html(content: list, base: Path) -> str:
         elif isinstance(b, Row):
             parts.append("<div class='row'>" + "".join(_figure(i, base) for i in b.images) + "</div>")
         elif isinstance(b, Table):
-            if b.header == ["recipe.yaml"]:
+            if b.header == [RunFolder.RECIPE]:
                 parts.append(f"<pre>{html.escape(b.rows[0][0])}</pre>")
                 continue
             head = "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
@@ -287,7 +286,7 @@ def write(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
     """Write report.md and report.html into ``out_dir`` (default: the run folder)."""
     out_dir = out_dir or run_dir
     content = blocks(run_dir, out_dir)
-    md, page = out_dir / "report.md", out_dir / "report.html"
+    md, page = out_dir / RunFolder.REPORT_MD, out_dir / RunFolder.REPORT_HTML
     md.write_text(to_markdown(content), encoding="utf-8")
     page.write_text(to_html(content, out_dir), encoding="utf-8")
     return md, page

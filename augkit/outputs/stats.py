@@ -1,9 +1,10 @@
 """Honest statistics for the classifier study: AUC, seed CIs, bootstrap CIs, paired tests.
 
 A single test-set number hides two sources of noise: the training seed (``mean_ci`` over
-seeds) and the finite test set (``bootstrap_ci`` over test images). Comparing two models on
-the same test images is a paired question (``paired_bootstrap``, ``mcnemar``), never two
-overlapping intervals. numpy and scipy only, so the core stays light.
+seeds) and the finite test set (``bootstrap_seeds`` over test images). Comparing two models on
+the same test images is a paired question (``bootstrap_seeds`` with a ``reference``: both
+scored on the same resampled images), never two overlapping intervals. numpy and scipy
+only, so the core stays light.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Literal
 import numpy as np
 from scipy import stats as sps
 
-from augkit.outputs.metrics import confusion_matrix, from_confusion
+from augkit.outputs.metrics import SCORES, confusion_matrix, from_confusion, scores
 
 MetricName = Literal["accuracy", "balanced_accuracy", "precision", "recall", "f1"]
-_NAMES = ("accuracy", "balanced_accuracy", "precision", "recall", "f1")
 _CHUNK = 1_000_000  # resampled labels held in memory at once, whatever the test-set size
 
 
@@ -50,8 +50,8 @@ class Metric:
     n_classes: int | None = None
 
     def __post_init__(self):
-        if self.name not in _NAMES:
-            raise ValueError(f"unknown metric {self.name!r}; choose from {_NAMES}")
+        if self.name not in SCORES:
+            raise ValueError(f"unknown metric {self.name!r}; choose from {SCORES}")
         if self.n_classes is None and self.name != "accuracy":
             raise ValueError(f"{self.name} is a macro mean over classes: give n_classes")
 
@@ -70,36 +70,13 @@ class Metric:
         return from_confusion(cm)[self.name]
 
     def from_confusions(self, cms: np.ndarray) -> np.ndarray:
-        """(B, K, K) confusion matrices -> (B,) scores, the same formulas as ``from_confusion``."""
-        cms = np.asarray(cms, dtype=float)
-        tp = np.diagonal(cms, axis1=1, axis2=2)
-        if self.name == "accuracy":
-            return tp.sum(1) / np.maximum(cms.sum((1, 2)), 1)
-        recall = _safe_div(tp, cms.sum(2))
-        if self.name in ("recall", "balanced_accuracy"):
-            return recall.mean(1)
-        precision = _safe_div(tp, cms.sum(1))
-        if self.name == "precision":
-            return precision.mean(1)
-        return _safe_div(2 * precision * recall, precision + recall).mean(1)
-
-
-def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.divide(a, b, out=np.zeros_like(a, dtype=float), where=b > 0)
+        """(B, K, K) confusion matrices -> (B,) scores: ``augkit.outputs.metrics.scores``, which ``from_confusion`` uses."""
+        return scores(cms)[self.name]
 
 
 def metric_fn(name: MetricName, n_classes: int | None = None) -> Metric:
     """A bootstrap-ready ``(y_true, y_pred) -> float`` for one of ``from_confusion``'s metrics."""
     return Metric(name, n_classes)
-
-
-accuracy = Metric("accuracy")
-"""Fraction of test images classified correctly: ``accuracy(y_true, y_pred) -> float``."""
-
-
-def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Mean per-class F1 over all ``n_classes`` (for the bootstrap use ``metric_fn("f1", K)``)."""
-    return Metric("f1", n_classes)(y_true, y_pred)
 
 
 def roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray) -> dict:
@@ -200,72 +177,6 @@ def _two_sided_p(diffs: np.ndarray, difference: float) -> float:
     return min(1.0, 2 * (count + 1) / (len(diffs) + 1))
 
 
-def bootstrap_ci(
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    metric: Callable[[np.ndarray, np.ndarray], float],
-    *,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> dict:
-    """Percentile-bootstrap CI of ``metric`` over test images: ``{"estimate", "low", "high"}``.
-
-    This is the test-set sampling noise of one trained model (not seed noise: see
-    ``mean_ci``). Any callable works; a ``Metric`` (``metric_fn``) is vectorised.
-    """
-    y_true, y_pred = _labels(y_true, y_pred)
-    _check_confidence(confidence)
-    scores = _boot_scores(metric, y_true, [y_pred], n_boot, seed)[0]
-    alpha = 1 - confidence
-    low, high = np.quantile(scores, [alpha / 2, 1 - alpha / 2])
-    return {"estimate": float(metric(y_true, y_pred)), "low": float(low), "high": float(high)}
-
-
-def paired_bootstrap(
-    y_true: np.ndarray,
-    pred_a: np.ndarray,
-    pred_b: np.ndarray,
-    metric: Callable[[np.ndarray, np.ndarray], float],
-    *,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> dict:
-    """metric(b) - metric(a) on the same resampled images: ``{"difference", "low", "high", "p_value"}``.
-
-    Pairing cancels the per-image difficulty both models share, so it detects differences
-    that two separate intervals would hide. The two-sided p-value is twice the share of
-    bootstrap differences at or beyond zero on the far side from the observed one, with the
-    +1 correction ((count + 1) / (n_boot + 1)) so it is never 0, capped at 1. No observed
-    difference gives p = 1.
-    """
-    y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b)
-    _check_confidence(confidence)
-    score_a, score_b = _boot_scores(metric, y_true, [pred_a, pred_b], n_boot, seed)
-    diffs = score_b - score_a
-    difference = float(metric(y_true, pred_b) - metric(y_true, pred_a))
-    p_value = _two_sided_p(diffs, difference)
-    alpha = 1 - confidence
-    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
-    return {"difference": difference, "low": float(low), "high": float(high), "p_value": p_value}
-
-
-def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
-    """Exact McNemar test of two classifiers on the same images: ``{"n01", "n10", "p_value"}``.
-
-    Only discordant images carry evidence: ``n01`` = a right and b wrong, ``n10`` = a wrong
-    and b right. Under "equally good" each is a fair coin flip, so p is the two-sided
-    binomial test of n01 out of n01 + n10 (exact: no chi-square approximation for small
-    counts). No discordant images gives p = 1.
-    """
-    y_true, pred_a, pred_b = _labels(y_true, pred_a, pred_b)
-    right_a, right_b = pred_a == y_true, pred_b == y_true
-    n01, n10 = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
-    p_value = 1.0 if n01 + n10 == 0 else float(sps.binomtest(n01, n01 + n10, 0.5).pvalue)
-    return {"n01": n01, "n10": n10, "p_value": p_value}
-
-
 def bootstrap_seeds(
     y_true: np.ndarray,
     preds: Sequence[np.ndarray],
@@ -281,7 +192,7 @@ def bootstrap_seeds(
     ``preds`` holds one prediction vector per training seed. Every seed, and every seed of
     ``reference``, is scored on the same resampled images, so the interval is the test-set
     noise of the seed mean, and ``difference`` / ``p_value`` compare the two seed means
-    image by image (as ``paired_bootstrap`` does for one model each). Returns
+    image by image (a paired bootstrap). Returns
     ``{"estimate", "low", "high"}`` plus ``{"difference", "diff_low", "diff_high", "p_value"}``
     with a reference.
     """
@@ -289,13 +200,13 @@ def bootstrap_seeds(
     y_true, preds, reference = arrays[0], arrays[1 : 1 + len(preds)], arrays[1 + len(preds) :]
     _check_confidence(confidence)
     alpha = 1 - confidence
-    scores = _boot_scores(metric, y_true, [*preds, *reference], n_boot, seed)
-    mine = scores[: len(preds)].mean(0)
+    boot = _boot_scores(metric, y_true, [*preds, *reference], n_boot, seed)
+    mine = boot[: len(preds)].mean(0)
     estimate = float(np.mean([metric(y_true, p) for p in preds]))
     low, high = np.quantile(mine, [alpha / 2, 1 - alpha / 2])
     out = {"estimate": estimate, "low": float(low), "high": float(high)}
     if reference:
-        diffs = mine - scores[len(preds) :].mean(0)
+        diffs = mine - boot[len(preds) :].mean(0)
         difference = estimate - float(np.mean([metric(y_true, p) for p in reference]))
         p_value = _two_sided_p(diffs, difference)
         d_low, d_high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])

@@ -7,8 +7,7 @@ import logging
 import os
 import pickle
 import secrets
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from augkit.outputs.files import atomic_save
 from augkit.extension.roles import DataSource, LabeledImages, Preprocessor, Sample
 from augkit.outputs.progress import Progress, no_progress
 
@@ -164,19 +164,3 @@ def _data_errors():
         yield
     except (ValueError, OSError) as exc:
         raise DataError(f"dataset: {exc}") from exc
-
-
-def atomic_save(obj: object, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,9 +28,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from augkit.compute import distributed
+from augkit.config import regimes as regime_table
 from augkit.outputs import metrics as M
 from augkit.outputs import stats
 from augkit.extension.roles import LabeledImages
+from augkit.outputs.run_folder import RunFolder
 
 log = logging.getLogger("augkit")
 
@@ -44,19 +47,19 @@ def synthetic_needs(regimes: list[str], train_counts: list[int], *, per_class: i
     added = [biggest - c for c in train_counts] if balance else equal
     needs = {"export": equal}  # what synthetic.per_class asks for is sampled and exported whatever the regimes
     for regime in regimes:
-        if regime == "fake":
+        spec, ratio = regime_table.parse(regime)
+        if spec.synthetic == "per_class":
             needs[regime] = equal
-        elif regime in ("fake+real", "real+classic"):
+        elif spec.synthetic == "added":
             needs[regime] = added
-        elif regime.startswith("fake+real@"):
-            ratio = float(regime.split("@", 1)[1])
+        elif spec.synthetic == "ratio":
             needs[regime] = [round(ratio * sum(train_counts) / k)] * k
     return needs
 
 
 def pool_counts(needs: dict[str, list[int]], n_classes: int) -> list[int]:
     """Per class, the most any synthetic regime takes: sampled once, each regime takes a prefix."""
-    synthetic = [v for r, v in needs.items() if r != "real+classic"]
+    synthetic = [v for r, v in needs.items() if r == "export" or not regime_table.parse(r)[0].classic]
     return [max((v[c] for v in synthetic), default=0) for c in range(n_classes)]
 
 
@@ -81,22 +84,30 @@ def classic_augment(x: Tensor, rng: torch.Generator) -> Tensor:
 
 def regime_data(regime: str, train: LabeledImages, pool: LabeledImages, needs: dict[str, list[int]], seed: int
                 ) -> LabeledImages:
+    """A regime's training set, from its entry in augkit.config.regimes: the real split (oversampled or not),
+    then what it adds, ``needs[regime]`` per class: the pool's first synthetic images or classic copies of real ones."""
+    spec, _ = regime_table.parse(regime)
     rng = torch.Generator().manual_seed(seed)
-    if regime == "real":
-        return train
-    if regime == "fake":
-        return _relabel(take(pool, needs["fake"]), train.classes)
-    if regime == "real+classic":
-        picks = [torch.nonzero(train.labels == c).flatten() for c in range(len(train.classes))]
-        index = torch.cat([p[torch.randint(len(p), (n,), generator=rng)] for p, n in zip(picks, needs[regime]) if n])
-        extra = LabeledImages(classic_augment(train.images[index], rng), train.labels[index], train.classes)
-        return LabeledImages.concat([train, extra])
-    if regime == "real+oversample":
-        counts = train.counts()
-        picks = [torch.nonzero(train.labels == c).flatten() for c in range(len(counts))]
-        extra = [p[torch.randint(len(p), (max(counts) - len(p),), generator=rng)] for p in picks if len(p)]
-        return train.subset(torch.cat([torch.arange(len(train)), *extra]))
-    return LabeledImages.concat([train, _relabel(take(pool, needs[regime]), train.classes)])
+    parts = [_oversampled(train, rng) if spec.oversample else train] if spec.uses_real else []
+    if spec.synthetic != "none":
+        parts.append(_classic_copies(train, needs[regime], rng) if spec.classic
+                     else _relabel(take(pool, needs[regime]), train.classes))
+    return parts[0] if len(parts) == 1 else LabeledImages.concat(parts)
+
+
+def _classic_copies(train: LabeledImages, counts: list[int], rng: torch.Generator) -> LabeledImages:
+    """``counts[c]`` classically augmented copies of random class-c training images."""
+    picks = [torch.nonzero(train.labels == c).flatten() for c in range(len(train.classes))]
+    index = torch.cat([p[torch.randint(len(p), (n,), generator=rng)] for p, n in zip(picks, counts) if n])
+    return LabeledImages(classic_augment(train.images[index], rng), train.labels[index], train.classes)
+
+
+def _oversampled(train: LabeledImages, rng: torch.Generator) -> LabeledImages:
+    """The training images plus random minority images repeated until every class has the largest's count."""
+    counts = train.counts()
+    picks = [torch.nonzero(train.labels == c).flatten() for c in range(len(counts))]
+    extra = [p[torch.randint(len(p), (max(counts) - len(p),), generator=rng)] for p in picks if len(p)]
+    return train.subset(torch.cat([torch.arange(len(train)), *extra]))
 
 
 def _relabel(data: LabeledImages, classes: list[str]) -> LabeledImages:
@@ -173,7 +184,7 @@ def distribute_mode(resolved, n_jobs: int, world_size: int) -> str:
     """
     chosen = resolved.recipe.evaluation.distribute
     cls = resolved.plugins["classifier"][0]
-    able = getattr(cls, "supports_distributed", False)
+    able = cls.supports_distributed
     if world_size == 1:
         return "jobs"
     if chosen == "ddp" and not able:
@@ -194,8 +205,26 @@ def distribute_mode(resolved, n_jobs: int, world_size: int) -> str:
     return "ddp"
 
 
+def study_mode(resolved, world_size: int) -> str:
+    """How the recipe's study shares its (regime, seed) trainings over ``world_size`` processes: jobs or ddp."""
+    evaluation = resolved.recipe.evaluation
+    return distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, world_size)
+
+
+def reusable(resolved, trained: tuple | None, seed: int) -> dict:
+    """The audit's real-trained classifier stands in for the study's ("real", seed) run when it is the same training.
+
+    ``trained``: (classifier, its training rows) or None. The audit trains with the recipe's seed on
+    the same training and validation splits, so only the plugin and its options need to match.
+    """
+    cls, options = resolved.plugins["classifier"]
+    if trained is not None and type(trained[0]) is cls and trained[0].options == options:
+        return {("real", seed): trained}
+    return {}
+
+
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, pool: LabeledImages,
-             needs: dict[str, list[int]], out_dir, progress, *, regimes: list[str], seeds: list[int],
+             needs: dict[str, list[int]], folder: RunFolder | Path, progress, *, regimes: list[str], seeds: list[int],
              trained: dict | None = None) -> dict | None:
     """Train one classifier per (regime, seed); write classifier_losses.csv; return metrics.json's content.
 
@@ -209,6 +238,7 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     Rank 0 gathers and scores; it returns the metrics and writes the files, the other ranks return None.
     """
     trained = trained or {}
+    folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
     from augkit.outputs import report  # plotting stays out of the import path of library users
 
     here = distributed.world()
@@ -234,9 +264,8 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         classifier, rows = trained.get((regime, seed), (None, []))
         if classifier is None:
             classifier, rows = resolved.build("classifier"), []
-            total = getattr(classifier.options, "epochs", None)
             with together():
-                for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", total):
+                for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", classifier.total_epochs):
                     rows.append(row)
         else:
             log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
@@ -259,7 +288,7 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         runs.setdefault(regime, []).append(run)
         preds.setdefault(regime, []).append(pred)
         curves += rows
-    report.write_csv(curves, out_dir / "classifier_losses.csv")
+    folder.write_csv(RunFolder.CLASSIFIER_LOSSES, curves)
     metrics = {
         "classes": list(test.classes),
         "test_counts": test.counts(),
@@ -267,5 +296,5 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         "regimes": summarise(runs, preds, y_true, test.classes, seed=seeds[0]),
     }
     metrics["warnings"] = reviewer_warnings(metrics, test.counts(), test.classes)
-    report.plot_study(metrics, curves, out_dir)
+    report.plot_study(metrics, curves, folder.path)
     return metrics

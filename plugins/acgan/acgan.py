@@ -15,7 +15,7 @@ from torch import Tensor
 import augkit
 from augkit.compute import accel
 from augkit.compute import distributed
-from augkit.stages.data import atomic_save
+from augkit.outputs.files import atomic_save
 from augkit_plugins.acgan.diffaugment import diff_augment
 from augkit_plugins.acgan.losses import discriminator_loss, generator_loss
 from augkit_plugins.acgan.networks import Discriminator, Generator, base_size, init_weights
@@ -109,11 +109,23 @@ class ACGAN(augkit.Generator):
 
     def __init__(self, options: Options | None = None, **kwargs):
         super().__init__(options, **kwargs)
-        self.classes: list[str] | None = None
-        self.step = 0
+        self._classes: list[str] = []
+        self.step = 0  # iterations done (the checkpoint's "step"), read through steps_done
         self.G: Generator | None = None
         self._torch_rng: Tensor | None = None
         self._cuda_rng: Tensor | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._classes)
+
+    @property
+    def steps_done(self) -> int:
+        return self.step
+
+    @property
+    def total_steps(self) -> int:
+        return self.options.iterations
 
     # -- building -----------------------------------------------------------------------
     @property
@@ -162,8 +174,8 @@ class ACGAN(augkit.Generator):
             self.check_distributed(here.size)
         if self.G is None:  # a fresh start; a loaded checkpoint resumes where it stopped
             torch.manual_seed(seed)
-            self.classes = list(train.classes)
-            self._build(len(self.classes))
+            self._classes = list(train.classes)
+            self._build(len(self._classes))
             self.rng.manual_seed(seed)
         elif self._torch_rng is not None:
             torch.set_rng_state(self._torch_rng)  # dropout's stream, as it was at the checkpoint
@@ -177,7 +189,7 @@ class ACGAN(augkit.Generator):
         if o.compile:
             G, D = torch.compile(G), torch.compile(D)
             D_plain = D
-        n_classes = len(self.classes)
+        n_classes = len(self._classes)
         images, labels = train.images.to(dev), train.labels  # served from memory: no decoding in the loop
         # balanced batches draw each image with probability inverse to its class's size
         counts = torch.bincount(labels, minlength=n_classes).clamp_min(1).float()
@@ -280,7 +292,7 @@ class ACGAN(augkit.Generator):
             {
                 "format": FORMAT,
                 "options": self.options.model_dump(mode="json", exclude={"preset"}),
-                "classes": self.classes,
+                "classes": self._classes,
                 "step": self.step,
                 "G": self.G.state_dict(),
                 "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
@@ -301,8 +313,8 @@ class ACGAN(augkit.Generator):
         if blob.get("format") != FORMAT:
             raise ValueError(f"{path} is not an augkit AC-GAN checkpoint (format {FORMAT})")
         self = cls(cls.Options.model_validate({**blob["options"], **overrides}))
-        self.classes = blob["classes"]
-        self._build(len(self.classes))
+        self._classes = blob["classes"]
+        self._build(len(self._classes))
         self.G.load_state_dict(blob["G"])
         if self.G_ema is not None:
             self.G_ema.load_state_dict(blob["G_ema"])

@@ -26,7 +26,6 @@ physical size unless the caller asserts one.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,7 +37,6 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from torch import Tensor
 
 import augkit
-from augkit.outputs.manifest import ManifestWriter
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 SYNTHETIC = "SYNTHETIC"
@@ -62,6 +60,8 @@ def lo(text: str) -> str:
 class DicomExporter(augkit.Exporter):
     """Writes ``<out>/<class>/<class>_<n>.dcm`` and ``<out>/manifest.csv``."""
 
+    suffix = ".dcm"
+
     class Options(augkit.Exporter.Options):
         modality: str = Field("OT", pattern=CODE_STRING, description="Modality (0008,0060); OT: other")
         bits: Literal[8, 16] = Field(8, description="bits per pixel")
@@ -72,21 +72,24 @@ class DicomExporter(augkit.Exporter):
             None, gt=0, description="PixelSpacing to record; None: no physical size is claimed"
         )
 
-    def export(
-        self,
-        batches: Iterable[augkit.SyntheticBatch | tuple[Tensor, Tensor, int]],
-        classes: list[str],
-        out_dir: Path,
-        provenance: dict[str, Any],
-    ) -> Path:
-        out_dir = Path(out_dir)
+    def begin_export(self, provenance: dict[str, Any]) -> tuple[Dataset, dt.datetime]:
+        """One Study with one Series per export, stamped with the time of export."""
         now = dt.datetime.now(dt.timezone.utc)
-        series = self.series(provenance, now)  # one Study, one Series per export
-        with ManifestWriter(out_dir, provenance) as manifest:
-            convert = lambda images: to_uint(images, self.options.bits)  # noqa: E731
-            for n, (pixels, name, path) in enumerate(manifest.entries(batches, classes, ".dcm", convert), start=1):
-                write(self.instance(series, pixels, name, number=n, now=now), path)
-        return manifest.path
+        return self.series(provenance, now), now
+
+    def pixels(self, images: Tensor) -> np.ndarray:
+        return to_uint(images, self.options.bits)
+
+    def write_image(self, pixels: np.ndarray, path: Path, *, class_name: str, number: int,
+                    shared: tuple[Dataset, dt.datetime], **_: Any) -> None:
+        series, now = shared
+        write(self.instance(series, pixels, class_name, number=number, now=now), path)
+
+    @classmethod
+    def read_image(cls, path: Path) -> np.ndarray:
+        """(H, W) float32 in [0, 1]: the stored integers over their full range."""
+        ds = pydicom.dcmread(path)
+        return ds.pixel_array.astype(np.float32) / float(2 ** int(ds.BitsStored) - 1)
 
     def series(self, provenance: dict[str, Any], now: dt.datetime) -> Dataset:
         """The attributes every instance of one export shares: patient, study, series, equipment."""

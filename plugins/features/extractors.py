@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 from torch import Tensor
 
 import augkit
@@ -24,6 +24,8 @@ import augkit
 
 class RealClassifierFeatures(augkit.FeatureExtractor):
     """A classifier plugin trained on the real training split; its penultimate layer is the feature space."""
+
+    classifier_fields = ("classifier", "classifier_options")  # a recipe's classifier, unless told otherwise
 
     class Options(augkit.FeatureExtractor.Options):
         classifier: str | None = Field(
@@ -34,16 +36,24 @@ class RealClassifierFeatures(augkit.FeatureExtractor):
             None, description="its options; default: the recipe's classifier options (when it is the same plugin)"
         )
 
+        # the classifier plugin, looked up once, by the validator, in the registry it was given
+        _classifier_cls: type[augkit.Classifier] | None = PrivateAttr(None)
+
         @model_validator(mode="after")
-        def _valid_classifier(self):
+        def _valid_classifier(self, info: ValidationInfo):
+            # the recipe's registry (load_recipe validates with context={"registry": ...}); outside one, a fresh one
+            registry = (info.context or {}).get("registry") or augkit.get_plugin_manager()
+            try:
+                self._classifier_cls = registry.get("classifier", self.classifier or "efficientnetv2")
+            except augkit.PluginError as exc:
+                raise ValueError(str(exc)) from None
             self.build_classifier()  # unknown plugin or bad options fail with the recipe, not mid-run
             return self
 
         def build_classifier(self) -> augkit.Classifier:
-            try:
+            cls = self._classifier_cls
+            if cls is None:  # built without validation (model_construct)
                 cls = augkit.get_plugin_manager().get("classifier", self.classifier or "efficientnetv2")
-            except augkit.PluginError as exc:
-                raise ValueError(str(exc)) from None
             try:
                 return cls(cls.Options.model_validate(self.classifier_options or {}))
             except ValidationError as exc:  # name the nested key: classifier_options.epochs, not epochs
@@ -53,8 +63,13 @@ class RealClassifierFeatures(augkit.FeatureExtractor):
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
-        self.classifier: augkit.Classifier | None = None
+        self._classifier: augkit.Classifier | None = None
         self._trained_on = 0
+
+    @property
+    def trained_classifier(self) -> augkit.Classifier | None:
+        """The classifier ``fit`` trained (on the training split it was given, with its seed), or None before."""
+        return self._classifier
 
     @property
     def supports_distributed(self) -> bool:  # as its classifier
@@ -66,12 +81,12 @@ class RealClassifierFeatures(augkit.FeatureExtractor):
     def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
         classifier = self.options.build_classifier()
         yield from classifier.fit(train, val, seed=seed)
-        self.classifier, self._trained_on = classifier, len(train)
+        self._classifier, self._trained_on = classifier, len(train)
 
     def _trained(self) -> augkit.Classifier:
-        if self.classifier is None:
+        if self._classifier is None:
             raise RuntimeError("real-classifier: fit() on real training images before computing features")
-        return self.classifier
+        return self._classifier
 
     def features(self, images: Tensor) -> Tensor:
         return self._trained().features(images).float()

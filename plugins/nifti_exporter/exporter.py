@@ -18,7 +18,6 @@ channels: NIfTI viewers expect one gray value per voxel.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +27,6 @@ from pydantic import Field
 from torch import Tensor
 
 import augkit
-from augkit.outputs.manifest import ManifestWriter
 
 INT16_TOP = 32767
 
@@ -56,6 +54,8 @@ def description(class_name: str) -> bytes:
 class NiftiExporter(augkit.Exporter):
     """Writes ``<out>/<class>/<class>_<n>.nii.gz`` and ``<out>/manifest.csv``."""
 
+    suffix = ".nii.gz"
+
     class Options(augkit.Exporter.Options):
         dtype: Literal["float32", "int16"] = Field(
             "float32", description="float32 in [0, 1], or int16 0..32767 scaled back to [0, 1] by scl_slope"
@@ -80,15 +80,14 @@ class NiftiExporter(augkit.Exporter):
             header.set_slope_inter(1.0 / INT16_TOP, 0.0)
         return img
 
-    def export(
-        self,
-        batches: Iterable[augkit.SyntheticBatch | tuple[Tensor, Tensor, int]],
-        classes: list[str],
-        out_dir: Path,
-        provenance: dict[str, Any],
-    ) -> Path:
-        out_dir = Path(out_dir)
-        with ManifestWriter(out_dir, provenance) as manifest:
-            for pixels, name, path in manifest.entries(batches, classes, ".nii.gz", to_unit):
-                nib.save(self.image(pixels, name), path)
-        return manifest.path
+    def pixels(self, images: Tensor) -> np.ndarray:
+        return to_unit(images)
+
+    def write_image(self, pixels: np.ndarray, path: Path, *, class_name: str, **_: Any) -> None:
+        nib.save(self.image(pixels, class_name), path)
+
+    @classmethod
+    def read_image(cls, path: Path) -> np.ndarray:
+        """(H, W) float32 in [0, 1] (``get_fdata`` values), undoing ``to_volume``'s layout."""
+        x = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32).squeeze()
+        return np.rot90(x)  # back from the (x, y) voxel order of the file to image rows and columns

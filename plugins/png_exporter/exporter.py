@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,7 +11,6 @@ from pydantic import Field
 from torch import Tensor
 
 import augkit
-from augkit.outputs.manifest import ManifestWriter
 
 
 def to_uint(images: Tensor, bits: int) -> np.ndarray:
@@ -26,24 +24,23 @@ def to_uint(images: Tensor, bits: int) -> np.ndarray:
 class PNGExporter(augkit.Exporter):
     """Writes ``<out>/<class>/<class>_<n>.png`` and ``<out>/manifest.csv``."""
 
+    suffix = ".png"
+
     class Options(augkit.Exporter.Options):
         bits: Literal[8, 16] = Field(8, description="bit depth; 16-bit only for grayscale")
 
-    def _pixels(self, images: Tensor) -> np.ndarray:
+    def pixels(self, images: Tensor) -> np.ndarray:
         pixels = to_uint(images, self.options.bits)
         if self.options.bits == 16 and pixels.ndim == 4:
             raise ValueError("exporter.options.bits: 16-bit PNG is for grayscale images; use bits: 8 for RGB")
         return pixels
 
-    def export(
-        self,
-        batches: Iterable[augkit.SyntheticBatch | tuple[Tensor, Tensor, int]],
-        classes: list[str],
-        out_dir: Path,
-        provenance: dict[str, Any],
-    ) -> Path:
-        out_dir = Path(out_dir)
-        with ManifestWriter(out_dir, provenance) as manifest:
-            for img, _, path in manifest.entries(batches, classes, ".png", self._pixels):
-                Image.fromarray(img).save(path)
-        return manifest.path
+    def write_image(self, pixels: np.ndarray, path: Path, **_: Any) -> None:
+        Image.fromarray(pixels).save(path)
+
+    @classmethod
+    def read_image(cls, path: Path) -> np.ndarray:
+        """(H, W) or (H, W, C) float32 in [0, 1], from 8- or 16-bit files."""
+        with Image.open(path) as im:
+            x = np.asarray(im, dtype=np.float32)
+        return x / (65535.0 if x.max() > 255 else 255.0)

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 import augkit
-from augkit.stages.data import atomic_save
+from augkit.outputs.files import atomic_save
 
 FORMAT = "augkit-wgan-1"
 BASE = 4  # side of the smallest feature map, in G and D
@@ -144,9 +144,22 @@ class WGANGP(augkit.Generator):
 
     def __init__(self, options: Options | None = None, **kwargs: Any):
         super().__init__(options, **kwargs)
-        self.classes: list[str] | None = None
-        self.step = 0
+        self._classes: list[str] = []
+        self._step = 0  # generator updates done
         self.G: Generator | None = None
+
+    # -- the role's properties: class names, steps done, steps in all -------------------
+    @property
+    def classes(self) -> list[str]:
+        return list(self._classes)
+
+    @property
+    def steps_done(self) -> int:
+        return self._step
+
+    @property
+    def total_steps(self) -> int:
+        return self.options.iterations
 
     def _build(self, n_classes: int, seed: int) -> None:
         o = self.options
@@ -165,19 +178,19 @@ class WGANGP(augkit.Generator):
         if tuple(train.images.shape[1:]) != expected:
             raise ValueError(f"wgan-gp expects images of shape {expected}, got {tuple(train.images.shape[1:])}")
         if self.G is None:  # a fresh start; a loaded checkpoint resumes where it stopped
-            self.classes = list(train.classes)
-            self._build(len(self.classes), seed)
-        elif list(train.classes) != self.classes:
-            raise ValueError(f"wgan-gp was trained on classes {self.classes}, not {list(train.classes)}")
+            self._classes = list(train.classes)
+            self._build(len(self._classes), seed)
+        elif list(train.classes) != self._classes:
+            raise ValueError(f"wgan-gp was trained on classes {self._classes}, not {list(train.classes)}")
         G, D, rng = self.G, self.D, self.rng
-        n_classes = len(self.classes)
+        n_classes = len(self._classes)
         images, labels = train.images, train.labels
         # class-balanced real batches: each image is drawn with probability inverse to its class's size
         counts = torch.bincount(labels, minlength=n_classes).clamp_min(1).float()
         weights = (1.0 / counts)[labels]
         G.train()
         D.train()
-        while self.step < o.iterations:
+        while self._step < o.iterations:
             # D: n_critic steps towards the Wasserstein distance between real and fake, class by class
             for _ in range(o.n_critic):
                 idx = torch.multinomial(weights, o.batch_size, replacement=True, generator=rng)
@@ -199,9 +212,9 @@ class WGANGP(augkit.Generator):
             g_loss.backward()
             self.opt_g.step()
 
-            self.step += 1
-            row: dict[str, float] = {"step": self.step}
-            if self.step % o.log_every == 0 or self.step == o.iterations:  # .item() syncs a GPU
+            self._step += 1
+            row: dict[str, float] = {"step": self._step}
+            if self._step % o.log_every == 0 or self._step == o.iterations:  # .item() syncs a GPU
                 row.update(d_loss=d_loss.item(), g_loss=g_loss.item(), gp=gp.item())
             yield row
 
@@ -211,8 +224,8 @@ class WGANGP(augkit.Generator):
         if self.G is None:
             raise RuntimeError("wgan-gp: fit() or load() a checkpoint before sampling")
         labels = labels.long()
-        if len(labels) and (labels.min() < 0 or labels.max() >= len(self.classes)):
-            raise ValueError(f"wgan-gp: labels must lie in [0, {len(self.classes)}), got {labels.unique().tolist()}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(self._classes)):
+            raise ValueError(f"wgan-gp: labels must lie in [0, {len(self._classes)}), got {labels.unique().tolist()}")
         rng = torch.Generator().manual_seed(seed)
         z = torch.randn(len(labels), self.options.latent_dim, generator=rng)
         was_training = self.G.training
@@ -230,8 +243,8 @@ class WGANGP(augkit.Generator):
             {
                 "format": FORMAT,
                 "options": self.options.model_dump(mode="json"),
-                "classes": self.classes,
-                "step": self.step,
+                "classes": self._classes,
+                "step": self._step,
                 "G": self.G.state_dict(),
                 "D": self.D.state_dict(),
                 "opt_g": self.opt_g.state_dict(),
@@ -248,12 +261,12 @@ class WGANGP(augkit.Generator):
         if not isinstance(blob, dict) or blob.get("format") != FORMAT:
             raise ValueError(f"{path} is not an augkit-wgan checkpoint (format {FORMAT})")
         self = cls(cls.Options.model_validate({**blob["options"], **overrides}))
-        self.classes = blob["classes"]
-        self._build(len(self.classes), seed=0)  # every weight and state is overwritten below
+        self._classes = blob["classes"]
+        self._build(len(self._classes), seed=0)  # every weight and state is overwritten below
         self.G.load_state_dict(blob["G"])
         self.D.load_state_dict(blob["D"])
         self.opt_g.load_state_dict(blob["opt_g"])
         self.opt_d.load_state_dict(blob["opt_d"])
         self.rng.set_state(blob["rng"])
-        self.step = blob["step"]
+        self._step = blob["step"]
         return self

@@ -71,7 +71,8 @@ def test_gradient_penalty_of_a_linear_critic():
 def test_log_rows_and_losses():
     gen = WGANGP(**TINY)
     rows = list(gen.fit(tiny_images(), seed=0))
-    assert [r["step"] for r in rows] == [1, 2, 3] and gen.step == 3 and gen.classes == ["a", "b", "c"]
+    assert [r["step"] for r in rows] == [1, 2, 3] and gen.classes == ["a", "b", "c"]
+    assert gen.steps_done == gen.total_steps == 3
     assert set(rows[0]) == {"step"}
     for row in rows[1:]:  # a log step (2) and the last step (3)
         assert set(row) == {"step", "d_loss", "g_loss", "gp"}
@@ -90,7 +91,7 @@ def test_resuming_a_checkpoint_continues_training_exactly(tmp_path):
             first.save(tmp_path / "last.pt")
             break
     resumed = WGANGP.load(tmp_path / "last.pt")
-    assert resumed.step == 2 and resumed.classes == ["a", "b", "c"]
+    assert resumed.steps_done == 2 and resumed.classes == ["a", "b", "c"]
     assert list(resumed.fit(train, seed=3)) == rows[2:]
     assert torch.equal(resumed.sample(labels, seed=0), straight.sample(labels, seed=0))
 

@@ -1,164 +1,26 @@
-"""Is the synthetic data good, and is it safe? Fidelity, diversity, label faithfulness, memorisation.
+"""The audit itself: an ``Auditor`` fitted on the real data screens synthetic images and summarises them.
 
-Everything is measured in a feature space given by a feature-extractor plugin (default: a
-classifier trained on the real training split only) and, for copies, in pixel space too.
-
-Fidelity and diversity (overall and per class): Frechet distance, KID, and precision /
-recall / density / coverage (Naeem et al. 2020, k nearest neighbours). Each comes with a
-*real-vs-real floor*: the same metric between the reference (training) images and an
-equally large set of real images the generator never saw (the held-out set, or, without
-one, the other half of the reference). A synthetic set is "as good as real" when its
-figure reaches the floor. Means and standard deviations are over ``repeats`` random 80 %
-subsets of the compared sets (synthetic images drawn with the real comparator's class mix).
-
-Label faithfulness: the real-trained classifier labels each synthetic image; the confusion
-of requested vs recognised class sits beside the same classifier's accuracy on real held-out
-images.
-
-Memorisation: each synthetic image's distance to its nearest training image (flip-invariant:
-the image and its mirror are both compared), in pixel space (RMS over pixels) and in feature
-space, against the same distances of held-out real images. An image is a *near copy* when
-either distance is below ``copy_margin`` x the ``copy_quantile`` quantile of the held-out
-distances. The data-copying statistic C_T (Meehan et al. 2020) compares, cell by cell of a
-k-means partition of the training features, synthetic vs held-out distances to the training
-set (Mann-Whitney Z): well below 0 (say < -3) means the generator copies, well above 0 means
-its samples are farther from the training data than new real images are.
+``Auditor.screen`` flags each synthetic image (``near_copy``, ``unfaithful``);
+``Auditor.summary`` is ``audit.json``; ``warnings_for`` turns a summary into the run's
+warnings; ``write_flags`` writes ``audit/flags.csv`` and ``regenerate`` rebuilds a run's
+exported synthetic set from it. The metrics are in ``augkit.audit.maths``.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats as sps
-from scipy.cluster.vq import kmeans2
 from torch import Tensor
 
+from augkit.audit.maths import data_copying, fidelity, flat, mirror, nearest, quantiles
 from augkit.extension.roles import FeatureExtractor, LabeledImages, SyntheticBatch
+from augkit.outputs.run_report import FIDELITY  # the report reads what the audit writes: the list lives there
 
-log = logging.getLogger("augkit")
-
-FIDELITY = ("fd", "kid", "precision", "recall", "density", "coverage")
 LOWER_IS_BETTER = {"fd", "kid"}
-
-
-# -- fidelity and diversity metrics ------------------------------------------------------------
-
-
-def frechet_distance(x: Tensor, y: Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets (N, D), (M, D).
-
-    The trace term tr sqrt(S1 S2) is the nuclear norm of A B^T with S1 = A^T A, S2 = B^T B
-    (A, B the centred features over sqrt(n - 1)): exact, and stable when N, M < D.
-    """
-    x, y = x.double(), y.double()
-    mu = x.mean(0) - y.mean(0)
-    a = (x - x.mean(0)) / math.sqrt(max(len(x) - 1, 1))
-    b = (y - y.mean(0)) / math.sqrt(max(len(y) - 1, 1))
-    cross = torch.linalg.svdvals(a @ b.T).sum()
-    value = mu.dot(mu) + (a * a).sum() + (b * b).sum() - 2 * cross
-    return max(float(value), 0.0)
-
-
-def kid(x: Tensor, y: Tensor) -> float:
-    """Kernel inception distance: unbiased MMD^2 with the kernel (x.y / D + 1)^3."""
-    x, y = x.double(), y.double()
-    d, n, m = x.shape[1], len(x), len(y)
-    kxx, kyy, kxy = (x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3
-    sxx = (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-    syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
-    return float(sxx + syy - 2 * kxy.mean())
-
-
-def _kth_radius(x: Tensor, k: int) -> Tensor:
-    """Distance from each row to its k-th nearest other row."""
-    d = torch.cdist(x, x)
-    return d.kthvalue(k + 1, dim=1).values  # +1: the row itself is at distance 0
-
-
-def prdc(real: Tensor, fake: Tensor, k: int = 5) -> dict[str, float]:
-    """Precision, recall, density and coverage (Naeem et al. 2020) with k nearest neighbours."""
-    real, fake = real.double(), fake.double()
-    r_real, r_fake = _kth_radius(real, k), _kth_radius(fake, k)
-    d = torch.cdist(real, fake)  # (R, F)
-    inside_real = d <= r_real[:, None]  # fake j inside real i's ball
-    return {
-        "precision": float(inside_real.any(0).double().mean()),
-        "recall": float((d <= r_fake[None, :]).any(1).double().mean()),
-        "density": float(inside_real.sum(0).double().mean() / k),
-        "coverage": float((d.min(1).values <= r_real).double().mean()),
-    }
-
-
-def fidelity(reference: Tensor, other: Tensor, k: int) -> dict[str, float | None]:
-    out: dict[str, float | None] = {"fd": frechet_distance(reference, other), "kid": kid(reference, other)}
-    if min(len(reference), len(other)) > k:
-        out.update(prdc(reference, other, k))
-    else:
-        out.update(dict.fromkeys(("precision", "recall", "density", "coverage")))
-    return out
-
-
-# -- distances -------------------------------------------------------------------------------
-
-
-def nearest(queries: Tensor, reference: Tensor, *, exclude_self: bool = False, chunk: int = 512) -> tuple[Tensor, Tensor]:
-    """Per query row, the distance to and index of the nearest reference row (RMS over dimensions)."""
-    dists, index = [], []
-    scale = math.sqrt(queries.shape[1])
-    reference = reference.double()  # float64: an exact copy must come out at 0, not at rounding noise
-    for start in range(0, len(queries), chunk):
-        d = torch.cdist(queries[start : start + chunk].double(), reference)
-        if exclude_self:
-            rows = torch.arange(start, min(start + chunk, len(queries)))
-            d[rows - start, rows] = math.inf
-        v, i = d.min(1)
-        dists.append(v / scale)
-        index.append(i)
-    return torch.cat(dists).float(), torch.cat(index)
-
-
-def _flat(images: Tensor) -> Tensor:
-    return images.reshape(len(images), -1).float()
-
-
-def _mirror(images: Tensor) -> Tensor:
-    return images.flip(-1)
-
-
-def data_copying(train: Tensor, heldout: Tensor, synthetic: Tensor, *, cells: int, seed: int,
-                 min_per_cell: int = 3) -> dict:
-    """Meehan et al. (2020)'s C_T: a test-mass-weighted mean of per-cell Mann-Whitney Z scores.
-
-    Cells: k-means on the training features. Within a cell, the distances to the nearest
-    training point of synthetic (Q) and held-out (P) points are compared; Z < 0 when Q is
-    closer than P. Cells with fewer than ``min_per_cell`` of either are left out.
-    """
-    centroids, _ = kmeans2(train.double().numpy(), cells, seed=seed, minit="++")
-    centroids = torch.from_numpy(centroids)
-    cell_of = lambda x: torch.cdist(x.double(), centroids).argmin(1)  # noqa: E731
-    d_p, _ = nearest(heldout, train)
-    d_q, _ = nearest(synthetic, train)
-    c_p, c_q = cell_of(heldout), cell_of(synthetic)
-    z_scores, weights = [], []
-    for j in range(len(centroids)):
-        p, q = d_p[c_p == j].numpy(), d_q[c_q == j].numpy()
-        if len(p) < min_per_cell or len(q) < min_per_cell:
-            continue
-        u = sps.mannwhitneyu(q, p, alternative="two-sided").statistic  # pairs with q > p (+ ties / 2)
-        m, n = len(q), len(p)
-        z_scores.append((u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12))
-        weights.append(len(p) / len(heldout))
-    if not weights:
-        return {"c_t": None, "cells": 0, "note": f"no cell holds {min_per_cell}+ synthetic and held-out images"}
-    c_t = float(np.dot(weights, z_scores) / sum(weights))
-    return {"c_t": c_t, "cells": len(weights), "cell_z": [round(float(z), 3) for z in z_scores]}
 
 
 # -- the audit -------------------------------------------------------------------------------
@@ -209,7 +71,7 @@ class Auditor:
                  settings: AuditSettings = AuditSettings()):
         self.extractor, self.reference, self.heldout, self.s = extractor, reference, heldout, settings
         self.ref_feats = extractor.features(reference.images).float()
-        self.ref_pixels = _flat(reference.images)
+        self.ref_pixels = flat(reference.images)
         if heldout is not None and len(heldout):
             self.held_feats = extractor.features(heldout.images).float()
             held_pix, _, _ = self._pixel_nearest(heldout.images)
@@ -237,15 +99,15 @@ class Auditor:
                                          "balanced_accuracy": sum(recalls) / len(recalls)}
 
     def _pixel_nearest(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        d, i = nearest(_flat(images), self.ref_pixels)
-        dm, im = nearest(_flat(_mirror(images)), self.ref_pixels)
+        d, i = nearest(flat(images), self.ref_pixels)
+        dm, im = nearest(flat(mirror(images)), self.ref_pixels)
         mirrored = dm < d
         return torch.where(mirrored, dm, d), torch.where(mirrored, im, i), mirrored
 
     def _feature_nearest(self, images: Tensor, feats: Tensor | None = None) -> tuple[Tensor, Tensor]:
         feats = self.extractor.features(images).float() if feats is None else feats
         d, _ = nearest(feats, self.ref_feats)
-        dm, _ = nearest(self.extractor.features(_mirror(images)).float(), self.ref_feats)
+        dm, _ = nearest(self.extractor.features(mirror(images)).float(), self.ref_feats)
         return torch.minimum(d, dm), feats
 
     def screen(self, images: Tensor, labels: Tensor) -> tuple[Screen, Tensor]:
@@ -361,10 +223,10 @@ class Auditor:
             "near_copies_per_class": {name: int(copies[screen.labels == c].sum()) for c, name in enumerate(classes)},
             "near_copy_rate": float(copies.float().mean()) if len(screen) else 0.0,
             "heldout_flag_rate": float(held_flag),
-            "pixel_distance": _quantiles(screen.pixel_distance),
-            "heldout_pixel_distance": _quantiles(self.held_pixel_distance),
-            "feature_distance": _quantiles(screen.feature_distance),
-            "heldout_feature_distance": _quantiles(self.held_feature_distance),
+            "pixel_distance": quantiles(screen.pixel_distance),
+            "heldout_pixel_distance": quantiles(self.held_pixel_distance),
+            "feature_distance": quantiles(screen.feature_distance),
+            "heldout_feature_distance": quantiles(self.held_feature_distance),
         }
         if self.held_feats is not None and len(self.held_feats) >= 6:
             cells = self.s.cells or int(np.clip(len(self.held_feats) // 20, 1, 10))
@@ -374,13 +236,6 @@ class Auditor:
         out["memorisation"] = mem
         out["dropped"] = dropped or {}
         return out
-
-
-def _quantiles(d: Tensor) -> dict[str, float] | None:
-    if not len(d):
-        return None
-    q = torch.quantile(d.double(), torch.tensor([0.0, 0.05, 0.5], dtype=torch.double))
-    return {"min": float(q[0]), "p05": float(q[1]), "median": float(q[2])}
 
 
 def warnings_for(summary: dict) -> list[str]:
@@ -450,131 +305,3 @@ def regenerate(generator, flags_csv: Path, classes: list[str], *, progress=None)
                                   [tuple(filter(None, r["flags"].split(";"))) for r, k in zip(batch, keep) if k]))
     return out
 
-
-def plot_closest_pairs(synthetic: Tensor, screen: Screen, train: Tensor, path: Path, *, n: int = 8) -> None:
-    """The ``n`` synthetic images closest to a training image (pixel space), each above that training image."""
-    if n == 0 or not len(screen):
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    order = screen.pixel_distance.argsort()[:n].tolist()
-    fig, axes = plt.subplots(2, len(order), figsize=(1.5 * len(order), 3.4), dpi=100, squeeze=False)
-    show = lambda ax, img: ax.imshow(((img.float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).squeeze(-1).numpy(),  # noqa: E731
-                                     cmap="gray", vmin=0, vmax=1)
-    for col, i in enumerate(order):
-        nearest_img = train[int(screen.nearest_train[i])]
-        show(axes[0, col], synthetic[i])
-        show(axes[1, col], nearest_img.flip(-1) if screen.mirrored[i] else nearest_img)
-        flag = " COPY" if "near_copy" in screen.flags[i] else ""
-        axes[0, col].set_title(f"d={float(screen.pixel_distance[i]):.3f}{flag}", fontsize=7,
-                               color="crimson" if flag else "black")
-        axes[1, col].set_title("mirrored" if screen.mirrored[i] else "", fontsize=7)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("closest synthetic (top) / training (bottom) pairs, pixel RMS distance", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_distances(screen: Screen, auditor: Auditor, path: Path) -> None:
-    """Histograms of nearest-training distances: synthetic vs held-out real, with the near-copy thresholds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
-    for ax, space, syn, held in (
-        (axes[0], "pixel", screen.pixel_distance, auditor.held_pixel_distance),
-        (axes[1], "feature", screen.feature_distance, auditor.held_feature_distance),
-    ):
-        top = float(torch.cat([syn, held]).max()) if len(syn) + len(held) else 1.0
-        bins = np.linspace(0, top * 1.02 + 1e-9, 40)
-        ax.hist(held.numpy(), bins=bins, alpha=0.6, density=True, label="held-out real")
-        ax.hist(syn.numpy(), bins=bins, alpha=0.6, density=True, label="synthetic")
-        ax.axvline(auditor.threshold[space], color="crimson", ls="--", label="near-copy threshold")
-        ax.set_title(f"distance to the nearest training image ({space})", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-# -- auditing folders of images (``augkit audit``) -------------------------------------------
-
-
-def _read_folder(root: Path, prep, *, reveal: bool, progress) -> tuple[LabeledImages, list[str], list[tuple[str, str]]]:
-    """Every image of a class-per-folder tree, preprocessed; bad files are skipped with their reason."""
-    from augkit.extension.registry import get_plugin_manager
-
-    source = get_plugin_manager().get("dataset", "image-folder")(root=root, reveal_file_names=reveal)
-    classes, images, labels, keys, skipped = source.classes, [], [], [], []
-    samples = list(source.samples())
-    for sample in progress(samples, f"read {root.name}", len(samples)):
-        try:
-            images.append(torch.tensor(prep(sample.load())))
-        except Exception as exc:  # one bad image must not stop the audit
-            skipped.append((sample.key, f"{type(exc).__name__}: {exc}"))
-            continue
-        labels.append(sample.label)
-        keys.append(sample.key)
-    if not images:
-        raise ValueError(f"{root}: no readable images" + (f" ({skipped[0][1]})" if skipped else ""))
-    return LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes), keys, skipped
-
-
-def _to_classes(data: LabeledImages, classes: list[str], what: str, root: Path) -> LabeledImages:
-    unknown = sorted(set(data.classes) - set(classes))
-    if unknown:
-        raise ValueError(f"{root}: {what} class folder(s) {unknown} are not classes of the reference "
-                         f"(reference classes: {', '.join(classes)}); rename the folders to match")
-    mapping = torch.tensor([classes.index(c) for c in data.classes], dtype=torch.long)
-    return LabeledImages(data.images, mapping[data.labels], classes)
-
-
-def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_dir: Path, *, extractor: FeatureExtractor,
-                  prep, settings: AuditSettings = AuditSettings(), pairs: int = 8, progress=None) -> dict:
-    """Audit a class-per-folder tree of synthetic images (from augkit or any other tool) against the
-    generator's training images and, ideally, held-out real images. Writes into ``out_dir``:
-    audit.json, audit/flags.csv (synthetic files by relative path), audit/closest_pairs.png,
-    audit/distances.png, report.md and report.html. Reference and held-out file names are never written.
-    """
-    from augkit.outputs import run_report
-    from augkit.outputs.progress import no_progress
-
-    progress = progress or no_progress
-    ref, _, ref_skipped = _read_folder(Path(reference), prep, reveal=False, progress=progress)
-    held = None
-    if holdout is not None:
-        held_raw, _, _ = _read_folder(Path(holdout), prep, reveal=False, progress=progress)
-        held = _to_classes(held_raw, ref.classes, "held-out", Path(holdout))
-    syn_raw, syn_files, syn_skipped = _read_folder(Path(synthetic), prep, reveal=True, progress=progress)
-    syn = _to_classes(syn_raw, ref.classes, "synthetic", Path(synthetic))
-    if held is not None:
-        fit_train, fit_val = ref, held
-    else:  # the extractor's own validation images: a seeded 15% of the reference
-        perm = torch.randperm(len(ref), generator=torch.Generator().manual_seed(settings.seed))
-        cut = max(1, len(ref) * 15 // 100)
-        fit_train, fit_val = ref.subset(perm[cut:]), ref.subset(perm[:cut])
-    list(progress(extractor.fit(fit_train, fit_val, seed=settings.seed), "audit: feature extractor", None))
-    auditor = Auditor(extractor, ref, held, settings)
-    screen, feats = auditor.screen(syn.images, syn.labels)
-    summary = auditor.summary(screen, feats)
-    summary["skipped"] = {"reference": len(ref_skipped), "synthetic": [f for f, _ in syn_skipped]}
-    out_dir = Path(out_dir)
-    (out_dir / "audit").mkdir(parents=True, exist_ok=True)
-    (out_dir / "audit.json").write_text(json.dumps(summary, indent=2))
-    write_flags(screen, ref.classes, [{"file": f} for f in syn_files], out_dir / "audit" / "flags.csv")
-    plot_closest_pairs(syn.images, screen, ref.images, out_dir / "audit" / "closest_pairs.png", n=pairs)
-    plot_distances(screen, auditor, out_dir / "audit" / "distances.png")
-    content = [run_report.Heading(f"augkit audit: {Path(synthetic).name}", 1)]
-    warnings = warnings_for(summary)
-    content += [run_report.Heading("Warnings"), run_report.Bullets(warnings) if warnings else run_report.Para("None.")]
-    content += run_report.audit_blocks(summary, ref.classes, "audit")
-    (out_dir / "report.md").write_text(run_report.to_markdown(content), encoding="utf-8")
-    (out_dir / "report.html").write_text(run_report.to_html(content, out_dir), encoding="utf-8")
-    return summary

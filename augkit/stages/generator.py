@@ -1,0 +1,145 @@
+"""Stage: train the generator on the training split, with checkpoints, and choose the checkpoint to sample from.
+
+At every checkpoint a judge trained on real images scores the generator (augkit.stages.selection);
+the best-scoring checkpoint is kept as ``best.pt`` beside ``last.pt`` (which resumes). Under torchrun
+every rank trains (the generator synchronises itself); rank 0 alone scores, checkpoints and
+writes, and tells the others which checkpoint to sample from.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from augkit.compute import distributed
+from augkit.config.recipe import ResolvedRecipe
+from augkit.extension.roles import Generator, LabeledImages
+from augkit.outputs import report
+from augkit.outputs.progress import Progress
+from augkit.outputs.run_folder import RunFolder
+from augkit.stages.selection import TRUSTED_JUDGE, Scorer, train_judge, warnings_for
+
+log = logging.getLogger("augkit")
+
+
+@dataclass
+class History:
+    """What training has logged so far: loss rows (losses.csv) and checkpoint scores (selection.json)."""
+
+    rows: list[dict] = field(default_factory=list)
+    scores: list[dict] = field(default_factory=list)
+    judge_accuracy: float | None = None
+
+    def selection(self, **extra) -> dict:
+        return {"judge_val_accuracy": self.judge_accuracy, "scores": self.scores, **extra}
+
+
+def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: LabeledImages, folder: RunFolder,
+                    progress: Progress, *, resume: bool = False) -> tuple[Generator, Path]:
+    """Train with checkpoints; at each, score the generator and keep the best. Returns (generator, checkpoint)."""
+    recipe = resolved.recipe
+    here = distributed.world()
+    generator, history = _start(resolved, folder, resume=resume)
+    scorer = _judge(resolved, train, val, folder, history) if recipe.selection.enabled and here.main else None
+    checkpoint = Checkpointer(folder, generator, scorer, history, classes=train.classes, seed=recipe.seed)
+    if here.main:
+        folder.folder(RunFolder.SAMPLES)
+    step = 0
+    for row in progress(generator.fit(train, seed=recipe.seed), "train generator", generator.total_steps):
+        step = row.get("step", step + 1)
+        if len(row) > 1:  # rows with more than the step carry measurements
+            history.rows.append(row)
+        if step % recipe.checkpoint_every == 0 and here.main:
+            checkpoint(step)
+    if step % recipe.checkpoint_every and here.main:
+        checkpoint(step)
+    return _choose(resolved.plugins["generator"][0], generator, folder, history)
+
+
+def _start(resolved: ResolvedRecipe, folder: RunFolder, *, resume: bool) -> tuple[Generator, History]:
+    """A new generator, or (resuming) the last checkpoint with the history logged up to it."""
+    cls, options = resolved.plugins["generator"]
+    folder.folder(RunFolder.CHECKPOINTS)
+    last = folder.file(RunFolder.LAST)
+    if not (resume and last.exists()):
+        return cls(options), History()
+    generator = cls.load(last)
+    done = generator.steps_done
+    history = History(
+        rows=[r for r in folder.read_csv(RunFolder.LOSSES) if r["step"] <= done],
+        scores=[s for s in folder.read_json(RunFolder.SELECTION, {}).get("scores", []) if s["step"] <= done],
+    )
+    log.info("generator resumes at step %d from %s", done, last)
+    return generator, history
+
+
+def _judge(resolved: ResolvedRecipe, train: LabeledImages, val: LabeledImages, folder: RunFolder,
+           history: History) -> Scorer:
+    """Train the judge on real images; its balanced accuracy on real validation images says whether to trust it."""
+    recipe = resolved.recipe
+    judge, history.judge_accuracy = train_judge(train, val, seed=recipe.seed, steps=recipe.selection.judge_steps)
+    log.info("judge (a small CNN on real training data) recognises %.0f%% of real validation images (balanced)",
+             100 * history.judge_accuracy)
+    if history.judge_accuracy < TRUSTED_JUDGE:
+        folder.warn(f"the judge recognises only {100 * history.judge_accuracy:.0f}% of real validation images: "
+                    "generator scores are reported but not used to pick a checkpoint (the last one is used)")
+    return Scorer(judge, train, per_class=recipe.selection.per_class, seed=recipe.seed + 1)
+
+
+class Checkpointer:
+    """At a checkpoint step: save ``last.pt``, score (``best.pt`` when best so far), draw a grid, write the logs."""
+
+    def __init__(self, folder: RunFolder, generator: Generator, scorer: Scorer | None, history: History, *,
+                 classes: list[str], seed: int):
+        self.folder, self.generator, self.scorer, self.history = folder, generator, scorer, history
+        self.classes, self.seed = classes, seed
+        self.grid_labels = torch.arange(len(classes)).repeat_interleave(8)
+
+    def __call__(self, step: int) -> None:
+        folder, history = self.folder, self.history
+        self.generator.save(folder.file(RunFolder.LAST))
+        if self.scorer is not None:
+            score = {"step": step, **self.scorer(self.generator)}
+            if not history.scores or score["score"] > max(s["score"] for s in history.scores):
+                self.generator.save(folder.file(RunFolder.BEST))
+            history.scores.append(score)
+        report.image_grid(self.generator.sample(self.grid_labels, seed=self.seed),
+                          folder.file(f"{RunFolder.SAMPLES}/iter_{step:06d}.png"),
+                          title=f"iteration {step}: rows of 8 per class ({', '.join(self.classes)})")
+        folder.write_csv(RunFolder.LOSSES, history.rows)
+        folder.write_json(RunFolder.SELECTION, history.selection())
+
+
+def _choose(cls: type[Generator], generator: Generator, folder: RunFolder, history: History
+            ) -> tuple[Generator, Path]:
+    """The best checkpoint when the judge is trusted, else the last; every rank gets rank 0's choice."""
+    best, last = folder.file(RunFolder.BEST), folder.file(RunFolder.LAST)
+    if not distributed.world().main:  # rank 0 has written the checkpoints: sample from the one it chose
+        return (cls.load(best), best) if distributed.broadcast(None) else (generator, last)
+    report.plot_losses(history.rows, folder.file(RunFolder.LOSSES_PLOT), title="generator training",
+                       keys=("d_loss", "g_loss"))
+    scores = history.scores
+    trusted = bool(scores) and history.judge_accuracy >= TRUSTED_JUDGE
+    for warning in warnings_for(scores) if trusted else ():
+        folder.warn(warning)
+    used = best if trusted else last
+    folder.write_json(RunFolder.SELECTION, history.selection(used=used.name))  # augkit evaluate samples from it
+    distributed.broadcast(trusted)
+    if not trusted:
+        return generator, last
+    chosen = max(scores, key=lambda s: s["score"])
+    log.info("using the checkpoint of iteration %d: conditional accuracy %.2f, diversity %.2f",
+             chosen["step"], chosen["conditional_accuracy"], chosen["diversity"])
+    return cls.load(best), best
+
+
+def checkpoint_used(folder: RunFolder) -> Path:
+    """The checkpoint a finished run sampled from (``selection.json``'s ``used``; else best, else last)."""
+    used = folder.read_json(RunFolder.SELECTION, {}).get("used")
+    if used:
+        return folder.file(f"{RunFolder.CHECKPOINTS}/{used}")
+    best = folder.file(RunFolder.BEST)
+    return best if best.exists() else folder.file(RunFolder.LAST)

@@ -1,0 +1,93 @@
+"""Stage: read and preprocess the data (cached), split it by patient, record what was read.
+
+Under torchrun rank 0 goes first (and fills the cache); the other ranks then read the cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from augkit.compute import distributed
+from augkit.config.recipe import ResolvedRecipe
+from augkit.extension.roles import DataSource, LabeledImages, Preprocessor
+from augkit.outputs import report
+from augkit.outputs.progress import Progress
+from augkit.outputs.run_folder import RunFolder
+from augkit.stages import data as D
+from augkit.stages import splits as S
+
+log = logging.getLogger("augkit")
+
+
+def load_data(resolved: ResolvedRecipe, source: DataSource, prep: Preprocessor, out: Path, progress: Progress
+              ) -> D.Loaded:
+    """Preprocess the recipe's data, or read it from the cache (default ``<out>/.cache``)."""
+    recipe = resolved.recipe
+    here = distributed.world()
+    if not here.main:
+        distributed.barrier()
+    loaded = D.load_and_preprocess(
+        source, prep, source_name=recipe.dataset.name, prep_name=recipe.preprocessor.name,
+        cache_dir=recipe.cache_dir or out / ".cache", progress=progress, strict=recipe.strict, workers=recipe.workers,
+    )
+    if here.main:
+        distributed.barrier()
+    return loaded
+
+
+def split_data(resolved: ResolvedRecipe, loaded: D.Loaded) -> tuple[dict[str, LabeledImages], S.Split]:
+    """Train / val / test, stratified by class and grouped by patient (``split.mode``)."""
+    recipe, full = resolved.recipe, loaded.data
+    if recipe.split.mode == "source":
+        split = S.split_keeping_source_test(
+            full.labels.tolist(), full.groups, loaded.sources, val=recipe.split.val, seed=recipe.seed
+        )
+    else:
+        split = S.split_by_patient(
+            full.labels.tolist(), full.groups, val=recipe.split.val, test=recipe.split.test, seed=recipe.seed
+        )
+    return {name: full.subset(getattr(split, name)) for name in ("train", "val", "test")}, split
+
+
+def prepare(resolved: ResolvedRecipe, folder: RunFolder, out: Path, progress: Progress) -> dict[str, LabeledImages]:
+    """Load, preprocess and split; write the preview, skipped.csv, data.json and splits.json. Returns the splits."""
+    recipe = resolved.recipe
+    source, prep = resolved.build("dataset"), resolved.build("preprocessor")
+    if recipe.preview and folder.writer:
+        write_preview(source, prep, recipe.preview, folder.file(RunFolder.PREVIEW))
+    loaded = load_data(resolved, source, prep, out, progress)
+    if loaded.skipped:
+        folder.write_csv(RunFolder.SKIPPED, [{"sample": k, "reason": r} for k, r in loaded.skipped])
+    parts, split = split_data(resolved, loaded)
+    folder.write_json(RunFolder.DATA, data_summary(loaded.data, parts, loaded))
+    folder.write_json(RunFolder.SPLITS, {k: getattr(split, k).tolist() for k in ("train", "val", "test")})
+    return parts
+
+
+def data_summary(full: LabeledImages, splits: dict[str, LabeledImages], loaded: D.Loaded) -> dict:
+    return {
+        "classes": full.classes,
+        "images": len(full),
+        "skipped": len(loaded.skipped),
+        "cache_hit": loaded.cache_hit,
+        "splits": {
+            name: {"images": len(s), "patients": len(set(s.groups or [])), "per_class": dict(zip(s.classes, s.counts()))}
+            for name, s in splits.items()
+        },
+    }
+
+
+def write_preview(source: DataSource, prep: Preprocessor, n: int, path: Path) -> None:
+    """Raw images beside their preprocessed form, spread over the classes, to check the crop."""
+    samples = list(source.samples())
+    per_class = -(-n // max(len(source.classes), 1))
+    chosen = [s for c in range(len(source.classes)) for s in [x for x in samples if x.label == c][:per_class]][:n]
+    pairs = []
+    for s in chosen:
+        try:
+            raw = s.load()
+            pairs.append((raw, prep(raw), f"{source.classes[s.label]}"))
+        except Exception as exc:  # the preprocessing stage reports bad files; the preview skips them
+            log.info("preview: %s not shown (%s)", s.key, exc)
+    report.before_after(pairs, path)

@@ -1,0 +1,85 @@
+"""Figures are files only: augkit's plotting leaves matplotlib's global backend and figure state alone,
+and the output layer never imports the audit (the audit writes through it, one way)."""
+
+import ast
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+CORE = Path(__file__).parent.parent / "augkit"
+
+# Run in a fresh interpreter: the backend is chosen before anything of augkit is imported, and
+# ``sys.modules`` shows what importing and plotting pulled in.
+DRAW_EVERY_FIGURE = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import matplotlib
+    import numpy as np
+    import torch
+
+    matplotlib.use("svg")  # not Agg: a library that forces Agg would show here
+    import augkit.audit as A
+
+    assert "matplotlib.figure" not in sys.modules, "importing augkit.audit loaded matplotlib's figures"
+    from augkit.outputs import report
+
+    out = Path(sys.argv[1])
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(6, 1, 8, 8, generator=g) * 2 - 1
+    report.plot_losses([{"step": s, "d_loss": 1.0 / s, "g_loss": 2.0 / s} for s in (1, 2, 3)], out / "losses.png",
+                       title="losses", keys=("d_loss", "g_loss"))
+    report.image_grid(images, out / "grid.png", title="grid", columns=4)
+    report.before_after([(np.zeros((10, 12)), images[0].numpy(), "normal")], out / "before_after.png")
+    seeds = {m: {"mean": 0.6, "low": 0.5, "high": 0.7} for m in ("accuracy", "balanced_accuracy", "f1")}
+    regime = {"confusion_matrix": [[3, 1], [0, 4]], "seeds": seeds}
+    metrics = {"classes": ["a", "b"], "seeds": [0], "regimes": {"real": regime, "fake+real@1": regime}}
+    curves = [{"regime": r, "seed": 0, "step": s, "train_loss": 1.0, "val_loss": 1.1}
+              for r in metrics["regimes"] for s in (1, 2)]
+    report.plot_study(metrics, curves, out)
+    screen = A.Screen(torch.zeros(6, dtype=torch.long), None, torch.rand(6, generator=g), torch.rand(6, generator=g),
+                      torch.arange(6), torch.tensor([True, False] * 3), [("near_copy",), (), (), (), (), ()])
+    auditor = SimpleNamespace(held_pixel_distance=torch.rand(5, generator=g),
+                              held_feature_distance=torch.rand(5, generator=g),
+                              threshold={"pixel": 0.1, "feature": 0.1})
+    A.plot_closest_pairs(images, screen, images, out / "closest_pairs.png", n=4)
+    A.plot_distances(screen, auditor, out / "distances.png")
+
+    assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+    assert "matplotlib.pyplot" not in sys.modules, "plotting imported the global figure manager"
+""")
+
+FIGURES = ["losses.png", "grid.png", "before_after.png", "classifier_losses.png", "confusion_matrices.png",
+           "metrics_by_regime.png", "ratio_sweep.png", "closest_pairs.png", "distances.png"]
+
+
+def test_plotting_leaves_the_backend_alone_and_writes_every_figure(tmp_path):
+    done = subprocess.run([sys.executable, "-c", DRAW_EVERY_FIGURE, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in FIGURES:
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_no_module_selects_a_backend_or_uses_the_global_figure_state():
+    offenders = [str(path.relative_to(CORE)) for path in sorted(CORE.rglob("*.py"))
+                 if "matplotlib.use(" in path.read_text() or "pyplot" in path.read_text()]
+    assert len(list(CORE.rglob("*.py"))) > 5
+    assert not offenders, offenders
+
+
+def _imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module + "".join(f".{alias.name}" for alias in node.names)
+
+
+def test_outputs_never_import_the_audit():
+    """augkit.audit writes its report through augkit.outputs; the other way round would be a cycle."""
+    offenders = [f"{path.name}: {mod}" for path in sorted((CORE / "outputs").glob("*.py")) for mod in _imports(path)
+                 if mod == "augkit.audit" or mod.startswith("augkit.audit.")]
+    assert not offenders, offenders
