@@ -469,7 +469,7 @@ def test_refusals_name_the_problem(monkeypatch):
         distributed.backend_for(torch.device("cpu"))
     monkeypatch.delenv("AUGKIT_DIST_BACKEND")
     assert distributed.backend_for(torch.device("cpu")) == "gloo"
-    single_process_only = SimpleNamespace(plugins={"generator": (SimpleNamespace(), None)},
+    single_process_only = SimpleNamespace(plugins={"generator": (SimpleNamespace(supports_distributed=False), None)},
                                           recipe=SimpleNamespace(generator=SimpleNamespace(name="wgan-gp")))
     with pytest.raises(distributed.DistributedError, match="'wgan-gp' generator cannot train over several processes"):
         check_distributed(single_process_only)
