@@ -30,8 +30,7 @@ Anything else a plugin holds is its own business: the core never reads it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +39,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
+from augkit.extension.images import LabeledImages, Sample  # noqa: F401  (part of the roles' vocabulary)
 from augkit.outputs.manifest import ManifestWriter, SyntheticBatch
 
 
@@ -47,62 +47,6 @@ class Options(BaseModel):
     """Base of every plugin's options: unknown keys are errors, values are validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image as a data source yields it.
-
-    ``group`` is the patient (or any unit that must not straddle splits). It is used for
-    grouping only and never written to an output. ``key`` is a stable, non-identifying
-    string used for caching and for naming skipped files in reports.
-    """
-
-    load: Callable[[], np.ndarray]  # () -> (H, W) or (H, W, C), any dtype
-    label: int
-    group: str
-    key: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class LabeledImages:
-    """An in-memory, preprocessed image set: what generators and classifiers train on."""
-
-    images: Tensor  # (N, C, H, W) float32 in [-1, 1]
-    labels: Tensor  # (N,) int64
-    classes: list[str]
-    groups: list[str] | None = None  # patient id per image, grouping only
-
-    def __post_init__(self) -> None:
-        if self.images.ndim != 4:
-            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
-        if len(self.images) != len(self.labels):
-            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, index: Tensor | np.ndarray | list[int]) -> LabeledImages:
-        index = torch.as_tensor(index, dtype=torch.long)
-        groups = None if self.groups is None else [self.groups[i] for i in index.tolist()]
-        return LabeledImages(self.images[index], self.labels[index], self.classes, groups)
-
-    def counts(self) -> list[int]:
-        return torch.bincount(self.labels, minlength=len(self.classes)).tolist()
-
-    @staticmethod
-    def concat(parts: Iterable[LabeledImages]) -> LabeledImages:
-        parts = list(parts)
-        groups = None
-        if all(p.groups is not None for p in parts):
-            groups = [g for p in parts for g in p.groups]  # type: ignore[union-attr]
-        return LabeledImages(
-            torch.cat([p.images for p in parts]),
-            torch.cat([p.labels for p in parts]),
-            parts[0].classes,
-            groups,
-        )
 
 
 class Plugin(ABC):
