@@ -53,8 +53,9 @@ def _build(c: _Checker, cls: Any, role: type[Plugin], options: dict[str, Any]) -
     try:
         cls.Options(**{**options, UNKNOWN_KEY: 1})
     except ValidationError as exc:
-        extra = [e for e in exc.errors() if e["type"] == "extra_forbidden" and UNKNOWN_KEY in map(str, e["loc"])]
-        c.expect(extra, check, f"an 'extra_forbidden' error for {UNKNOWN_KEY!r}", lambda: exc.errors())
+        errors = exc.errors()
+        extra = [e for e in errors if e["type"] == "extra_forbidden" and UNKNOWN_KEY in map(str, e["loc"])]
+        c.expect(extra, check, f"an 'extra_forbidden' error for {UNKNOWN_KEY!r}", errors)
     else:
         c.expect(False, check, f"a ValidationError for the unknown key {UNKNOWN_KEY!r} (a misspelt recipe option "
                  f"must not pass silently: subclass augkit.{role.__name__}.Options: extra='forbid')", "no error")
