@@ -233,3 +233,86 @@ def test_mean_ci_is_clipped_to_the_metric_range():
     ci = mean_ci([0.7, 0.9], bounds=(0.0, 1.0))
     assert ci["high"] == 1.0 and ci["low"] >= 0.0
     assert mean_ci([0.7, 0.9])["high"] > 1.0  # unbounded, the t interval would claim more than 100 %
+
+
+# --- compare: training runs and test patients ------------------------------------------------------------------------
+
+from augkit.outputs.stats import compare, holm  # noqa: E402
+
+
+def _runs(rng, y, accuracies):
+    """One prediction vector per run, each right on about that share of the images."""
+    out = []
+    for acc in accuracies:
+        right = rng.random(len(y)) < acc
+        out.append(np.where(right, y, (y + 1) % 3))
+    return out
+
+
+def test_compare_counts_training_variance_that_the_test_bootstrap_alone_misses():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    a, b = _runs(rng, y, [0.70, 0.80, 0.90]), _runs(rng, y, [0.72, 0.82, 0.92])
+    acc = metric_fn("accuracy", 3)
+    c = compare(y, a, b, acc, seed=1)
+    old = bootstrap_seeds(y, a, acc, reference=b, seed=1)
+    assert c["estimate"] == pytest.approx(old["difference"])
+    assert c["training_a"] > c["test"] and c["training_b"] > c["test"]  # 10-point spread between runs
+    assert c["high"] - c["low"] > 3 * (old["diff_high"] - old["diff_low"])
+    assert c["p_value"] > 0.3 and old["p_value"] < 0.05  # the old test called this noise significant
+    assert c["covers"] == ["test images (600)", "classifier seeds"]
+
+
+def test_compare_with_one_run_says_it_does_not_cover_training_variance():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 300)
+    c = compare(y, _runs(rng, y, [0.9]), _runs(rng, y, [0.6]), metric_fn("f1", 3))
+    assert c["training_a"] is None and c["covers"] == ["test images (300)"]
+    assert c["p_value"] < 0.01 and c["low"] > 0.2
+
+
+def test_compare_resamples_patients_not_images():
+    """Ten images per patient, all right or all wrong together: the patient bootstrap is wider."""
+    rng = np.random.default_rng(2)
+    groups = np.repeat(np.arange(40), 10)
+    y = rng.integers(0, 3, 40)[groups]
+    right = (rng.random(40) < 0.75)[groups]
+    pred = np.where(right, y, (y + 1) % 3)
+    acc = metric_fn("accuracy", 3)
+    by_patient = compare(y, [pred], None, acc, groups=groups.astype(str))
+    by_image = compare(y, [pred], None, acc)
+    assert by_patient["high"] - by_patient["low"] > 2 * (by_image["high"] - by_image["low"])
+    assert by_patient["covers"] == ["test patients (40)"] and "p_value" not in by_patient
+
+
+def test_compare_with_generator_seeds_takes_the_generator_as_the_unit():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 400)
+    # two generators, one good one bad; three classifier seeds each, close together
+    a = _runs(rng, y, [0.9, 0.91, 0.9, 0.6, 0.61, 0.6])
+    b = _runs(rng, y, [0.75, 0.76, 0.75])
+    acc = metric_fn("accuracy", 3)
+    levels = [0, 0, 0, 1, 1, 1]
+    by_generator = compare(y, a, b, acc, a_levels=levels)
+    assert "generator and classifier seeds" in by_generator["covers"]
+    assert by_generator["training_a"] == pytest.approx(np.var([np.mean([acc(y, p) for p in a[:3]]),
+                                                               np.mean([acc(y, p) for p in a[3:]])], ddof=1) / 2)
+    assert by_generator["df"] < 3  # one degree of freedom from two generators dominates
+
+
+def test_compare_is_reproducible_and_rejects_bad_input():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 100)
+    a, b = _runs(rng, y, [0.8, 0.7]), _runs(rng, y, [0.6, 0.7])
+    f1 = metric_fn("f1", 3)
+    assert compare(y, a, b, f1, seed=5) == compare(y, a, b, f1, seed=5)
+    with pytest.raises(ValueError, match="groups"):
+        compare(y, a, b, f1, groups=["p"] * 99)
+    with pytest.raises(TypeError, match="Metric"):
+        compare(y, a, b, lambda t, p: 0.0)
+
+
+def test_holm_adjusts_step_down_and_keeps_none():
+    assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
+    assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([0.2, 0.9]) == [0.4, 0.9]
+    assert holm([]) == []

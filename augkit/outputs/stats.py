@@ -212,3 +212,169 @@ def bootstrap_seeds(
         d_low, d_high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
         out.update(difference=difference, diff_low=float(d_low), diff_high=float(d_high), p_value=p_value)
     return out
+
+
+# --- inference over the units that vary: training runs and test patients --------------------------------------------
+#
+# A regime's figure is the mean, over its training runs, of the metric on the one real test split. Two
+# things would change it if the study were done again: the training runs (classifier seed, and the
+# generator's when synthetic images come from several generator trainings) and the test patients.
+# ``compare`` estimates both parts of the variance of a difference between two regimes' means:
+#
+# * training: each regime's runs are independent draws; the variance of a regime's mean is the sample
+#   variance of its run scores / runs (or, with several generator seeds, of its per-generator means /
+#   generators), with runs - 1 (generators - 1) degrees of freedom;
+# * test: a cluster bootstrap over the test split's patients of the difference of the two run-averaged
+#   metrics (every image of a drawn patient enters with the patient), which counts patient clustering;
+#
+# and adds them (the regimes' runs are trained apart, so the parts are independent), with a Student t
+# whose degrees of freedom come from Welch-Satterthwaite. With 3 seeds the training part has 2 degrees of
+# freedom: the interval is wide because 3 training runs say little about training variance, not because
+# the statistics are timid. docs/evaluation.md has the calibration (false-positive rate on simulated null
+# studies) and the power.
+
+
+def _cluster_weights(groups: Sequence | None, n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+    """(b, n) image weights of ``n_boot`` cluster-bootstrap resamples, in chunks: a patient drawn k times weighs k.
+
+    ``groups`` (one per image; None: every image its own patient) -> the patients are resampled with
+    replacement, as many as there are; every image of a patient takes its patient's count.
+    """
+    if n_boot < 1:
+        raise ValueError("n_boot must be >= 1")
+    if groups is None:
+        inverse, g = np.arange(n), n
+    else:
+        if len(groups) != n:
+            raise ValueError(f"{len(groups)} groups for {n} test images")
+        _, inverse = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+        g = int(inverse.max()) + 1
+    rng = np.random.default_rng(seed)
+    step = max(1, _CHUNK // max(n, g))
+    for start in range(0, n_boot, step):
+        b = min(step, n_boot - start)
+        counts = rng.multinomial(g, np.full(g, 1 / g), size=b)  # (b, g): draws of each patient
+        yield counts[:, inverse]
+
+
+def _weighted_scores(metric: Metric, y_true: np.ndarray, preds: list[np.ndarray], weights: np.ndarray, k: int
+                     ) -> np.ndarray:
+    """(len(preds), b) metric of each prediction on each weighted resample (one weighted bincount each)."""
+    b = len(weights)
+    offsets = (np.arange(b) * k * k)[:, None]
+    out = np.empty((len(preds), b))
+    for j, p in enumerate(preds):
+        cells = (y_true * k + p)[None, :] + offsets
+        cms = np.bincount(cells.ravel(), weights=weights.ravel(), minlength=b * k * k).reshape(b, k, k)
+        out[j] = metric.from_confusions(cms)
+    return out
+
+
+def _training_variance(scores: np.ndarray, levels: Sequence | None) -> tuple[float | None, int, str]:
+    """(variance of the regime's mean over its training runs, its degrees of freedom, what it covers).
+
+    ``levels``: the generator seed of each run, or None. With two or more generator seeds the unit is a
+    generator (its runs averaged), which covers generator and classifier variance; otherwise the unit is
+    a run. One unit: no estimate (None).
+    """
+    if levels is not None and len(set(levels)) > 1:
+        keys = list(dict.fromkeys(levels))
+        units = np.array([scores[[i for i, lv in enumerate(levels) if lv == key]].mean() for key in keys])
+        covers = "generator and classifier seeds"
+    else:
+        units, covers = scores, "classifier seeds"
+    if len(units) < 2:
+        return None, 0, covers
+    return float(units.var(ddof=1) / len(units)), len(units) - 1, covers
+
+
+def _t_interval(estimate: float, parts: list[tuple[float, float]], confidence: float) -> dict:
+    """Estimate +- t * se, se^2 the sum of the (variance, df) parts; df by Welch-Satterthwaite."""
+    variance = sum(v for v, _ in parts)
+    if variance <= 0:
+        return {"se": 0.0, "df": None, "low": estimate, "high": estimate, "p_value": 1.0 if estimate == 0 else 0.0}
+    denominator = sum(v * v / df for v, df in parts if v > 0 and df > 0)
+    df = variance * variance / denominator if denominator > 0 else math.inf
+    se = math.sqrt(variance)
+    t = float(sps.t.ppf((1 + confidence) / 2, df))
+    p = float(2 * sps.t.sf(abs(estimate) / se, df))
+    return {"se": se, "df": None if math.isinf(df) else float(df), "low": estimate - t * se, "high": estimate + t * se,
+            "p_value": min(1.0, p)}
+
+
+def compare(
+    y_true: np.ndarray,
+    a: Sequence[np.ndarray],
+    b: Sequence[np.ndarray] | None,
+    metric: Metric,
+    *,
+    groups: Sequence | None = None,
+    a_levels: Sequence | None = None,
+    b_levels: Sequence | None = None,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Regime ``a``'s mean metric over its training runs, and (with ``b``) its difference from regime ``b``'s.
+
+    ``a`` / ``b``: one predicted-label vector per training run, all on the test images ``y_true``;
+    ``groups``: the patient of each test image (None: each image its own); ``a_levels`` / ``b_levels``:
+    the generator seed of each run (None: one generator, or none). Without ``b`` it is one regime's
+    estimate and interval. Returns ``estimate`` (a's mean, or a - b), ``low`` / ``high`` (the t
+    interval), ``p_value`` (against no difference; with ``b`` only), ``se``, ``df``, the variance parts
+    (``training_a``, ``training_b``, ``test``) and ``covers``: the sources of variance the interval
+    counts. A regime with one run has no training variance to count: ``covers`` then lacks it, and the
+    interval is the test split's alone.
+    """
+    if not isinstance(metric, Metric):
+        raise TypeError("metric must be an augkit.outputs.stats.Metric (metric_fn(name, n_classes))")
+    arrays = _labels(y_true, *a, *(b or ()))
+    y_true, a_preds, b_preds = arrays[0], arrays[1 : 1 + len(a)], arrays[1 + len(a) :]
+    if not a_preds or (b is not None and not b_preds):
+        raise ValueError("each regime needs at least one training run")
+    _check_confidence(confidence)
+    k = metric.classes_for(y_true, *a_preds, *b_preds)
+    score = lambda p: metric(y_true, p)  # noqa: E731
+    a_scores = np.array([score(p) for p in a_preds])
+    b_scores = np.array([score(p) for p in b_preds])
+    estimate = float(a_scores.mean() - (b_scores.mean() if b_preds else 0.0))
+    # the test split: cluster bootstrap of the run-averaged metric (difference)
+    boot = []
+    for w in _cluster_weights(groups, len(y_true), n_boot, seed):
+        s = _weighted_scores(metric, y_true, [*a_preds, *b_preds], w, k)
+        boot.append(s[: len(a_preds)].mean(0) - (s[len(a_preds) :].mean(0) if b_preds else 0.0))
+    boot = np.concatenate(boot)
+    n_clusters = len(set(groups)) if groups is not None else len(y_true)
+    test_var = float(boot.var(ddof=1)) if len(boot) > 1 else 0.0
+    parts = [(test_var, max(n_clusters - 1, 1))]
+    out: dict = {"estimate": estimate, "test": test_var}
+    covers = [f"test patients ({n_clusters})" if groups is not None else f"test images ({n_clusters})"]
+    for name, scores, levels in (("a", a_scores, a_levels), ("b", b_scores, b_levels)):
+        if name == "b" and not b_preds:
+            continue
+        variance, df, what = _training_variance(scores, levels)
+        if variance is not None:
+            # the runs' scores also differ by which test images each happens to get wrong, a part the test
+            # bootstrap counts again (it resamples the run-averaged predictions): counted twice, which keeps
+            # the test on the safe side (docs/evaluation.md: removing it made the test too liberal)
+            parts.append((variance, df))
+            covers.append(what)
+        out[f"training_{name}"] = variance
+    out.update(_t_interval(estimate, parts, confidence))
+    if not b_preds:
+        out.pop("p_value")
+        out["low"], out["high"] = max(out["low"], 0.0), min(out["high"], 1.0)
+    out["covers"] = sorted(set(covers), key=covers.index)
+    return out
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (None stays None): step-down, monotone, capped at 1."""
+    index = [i for i, p in enumerate(p_values) if p is not None]
+    order = sorted(index, key=lambda i: p_values[i])
+    m, running = len(order), 0.0
+    adjusted: list[float | None] = [None] * len(p_values)
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[i])))
+        adjusted[i] = running
+    return adjusted
