@@ -22,7 +22,8 @@ def sets():
     train = augkit.LabeledImages(torch.rand(13, 1, 8, 8) * 2 - 1, torch.tensor([0] * 10 + [1] * 3), ["a", "b"])
     pool = augkit.LabeledImages(-torch.ones(20, 1, 8, 8), torch.tensor([0, 1] * 10), ["a", "b"])
     needs = study.synthetic_needs(
-        ["fake", "fake+real", "real+classic", "fake+real@1"], train.counts(), per_class=None, multiplier=0.5, balance=True
+        ["fake", "fake+real", "real+classic", "fake+real+classic", "fake+real@1"], train.counts(), per_class=None,
+        multiplier=0.5, balance=True
     )
     return train, pool, needs
 
@@ -30,11 +31,16 @@ def sets():
 def test_regime_data_counts(sets):
     train, pool, needs = sets
     counts = {r: study.regime_data(r, train, pool, needs, seed=0).counts()
-              for r in ("real", "fake", "fake+real", "real+classic", "real+oversample", "fake+real@1")}
+              for r in ("real", "fake", "fake+real", "real+classic", "real+oversample", "fake+real+classic",
+                        "fake+real@1")}
     assert counts["real"] == [10, 3]
     assert counts["fake"] == [5, 5]  # 0.5 x the largest class, per class
     assert counts["fake+real"] == counts["real+classic"] == counts["real+oversample"] == [10, 10]  # balanced
     assert counts["fake+real@1"] == [10 + 6, 3 + 6]  # 13 real -> 13 synthetic, evenly spread (rounded)
+    # the synthetic images of fake+real and the classic copies of real+classic
+    both = study.regime_data("fake+real+classic", train, pool, needs, seed=0)
+    assert both.counts() == [10, 3 + 7 + 7]
+    assert (both.images[13:20] == -1).all() and not (both.images[20:] == -1).all()
 
 
 def test_regimes_are_deterministic_and_classic_copies_are_new_images(sets):
@@ -47,27 +53,66 @@ def test_regimes_are_deterministic_and_classic_copies_are_new_images(sets):
     assert not any(torch.equal(e, t) for e in extra for t in train.images)
 
 
-def test_summary_pools_one_confusion_matrix_and_compares_paired():
+def _predictions(skills: dict[str, float], n: int = 120, seeds: int = 3, groups=None):
+    from augkit.outputs import comparisons
+
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 120)
-    runs, preds = {}, {}
-    for regime, skill in (("real", 0.5), ("fake+real", 0.9)):
-        for seed in range(3):
-            proba = np.full((120, 3), 0.1)
-            guess = np.where(rng.random(120) < skill, y, rng.integers(0, 3, 120))
-            proba[np.arange(120), guess] = 0.8
+    y = rng.integers(0, 3, n)
+    runs = {}
+    p = comparisons.Predictions(["a", "b", "c"], y, groups)
+    for regime, skill in skills.items():
+        for seed in range(seeds):
+            proba = np.full((n, 3), 0.1)
+            guess = np.where(rng.random(n) < skill, y, rng.integers(0, 3, n))
+            proba[np.arange(n), guess] = 0.8
             runs.setdefault(regime, []).append({"seed": seed, **study.run_metrics(y, proba, ["a", "b", "c"])})
-            preds.setdefault(regime, []).append(guess)
-    out = study.summarise(runs, preds, y, ["a", "b", "c"], seed=0)
-    fr = out["fake+real"]
+            p.runs.setdefault(regime, []).append(comparisons.Run(seed, proba))
+    return runs, p
+
+
+def test_summary_pools_one_confusion_matrix_and_compares_with_real():
+    runs, p = _predictions({"real": 0.5, "fake+real": 0.9})
+    out = study.summarise(runs, p, seed=0)
+    fr = out["regimes"]["fake+real"]
     assert np.sum(fr["confusion_matrix"]) == 3 * 120
     for name in ("accuracy", "precision", "recall", "f1"):  # the table shows what the intervals are about
         assert fr[name] == pytest.approx(np.mean([r[name] for r in runs["fake+real"]]))
-    assert fr["f1"] == pytest.approx(fr["bootstrap"]["f1"]["estimate"])
+    assert fr["f1"] == pytest.approx(fr["interval"]["f1"]["estimate"])
+    assert fr["interval"]["f1"]["low"] <= fr["f1"] <= fr["interval"]["f1"]["high"]
     assert fr["f1"] <= (fr["precision"] + fr["recall"]) / 2 + 1e-12
-    assert fr["vs_real"]["accuracy"]["difference"] > 0.2 and fr["vs_real"]["accuracy"]["p_value"] < 0.01
-    assert "vs_real" not in out["real"]
-    assert fr["seeds"]["accuracy"]["low"] <= fr["seeds"]["accuracy"]["mean"] <= fr["seeds"]["accuracy"]["high"]
+    [row] = out["comparisons"]
+    assert (row["regime"], row["reference"]) == ("fake+real", "real")
+    assert row["accuracy"]["estimate"] > 0.2 and row["accuracy"]["p_holm"] < 0.05
+    assert out["verdict"] == [study.comparisons.sentence(row)]
+    assert "evidence that synthetic images help beyond the real images alone" in out["verdict"][0]
+
+
+def test_per_class_support_counts_test_images_not_runs():
+    runs, p = _predictions({"real": 0.7}, seeds=3)
+    out = study.summarise(runs, p, seed=0)["regimes"]["real"]
+    assert [c["support"] for c in out["per_class"].values()] == np.bincount(p.labels, minlength=3).tolist()
+    assert np.sum(out["confusion_matrix"]) == 3 * len(p.labels)  # the display matrix sums the runs
+
+
+def test_every_synthetic_regime_is_compared_with_its_matched_controls_holm_adjusted():
+    skills = {"real": 0.7, "fake": 0.6, "fake+real": 0.72, "real+classic": 0.72, "real+oversample": 0.7,
+              "fake+real+classic": 0.73}
+    runs, p = _predictions(skills, seeds=3)
+    out = study.summarise(runs, p, seed=0, n_boot=300)
+    pairs = [(r["regime"], r["reference"]) for r in out["comparisons"]]
+    assert pairs == [("fake", "real"), ("fake+real", "real"), ("real+classic", "real"), ("real+oversample", "real"),
+                     ("fake+real+classic", "real"), ("fake+real", "real+classic"), ("fake+real", "real+oversample"),
+                     ("fake+real+classic", "real+classic")]
+    raw = [r["f1"]["p_value"] for r in out["comparisons"]]
+    assert [r["f1"]["p_holm"] for r in out["comparisons"]] == pytest.approx(study.stats.holm(raw))
+    assert all(r["f1"]["p_holm"] >= r["f1"]["p_value"] for r in out["comparisons"])
+    # the verdict: one line per augmentation comparison; near-equal skills read as inconclusive
+    assert len(out["verdict"]) == 5
+    line = next(v for v in out["verdict"] if v.startswith("fake+real vs real+classic"))
+    assert "Holm p " in line and "95 % CI" in line
+    assert out["verdict"].index(line) < out["verdict"].index(next(v for v in out["verdict"] if " vs real:" in v))
+    assert line.endswith("no evidence that synthetic images help beyond classical augmentation (inconclusive).")
+    assert out["not_covered"] == [study.comparisons.not_covered(3, 0, True)[0]]
 
 
 def test_reviewer_warnings():

@@ -93,12 +93,16 @@ def evaluate(
 
 
 def show_results(run_dir: Path, *, spaced: bool = False) -> None:
-    """The results table on stderr, then the folder's path on stdout (last, for scripts)."""
-    from augkit.outputs.report import results_table
+    """The results table and the verdict on stderr, then the folder's path on stdout (last, for scripts)."""
+    from augkit.outputs.report import results_table, verdict_lines
 
+    metrics = RunFolder(run_dir).read_json(RunFolder.METRICS)
     if spaced:
         err.print()
-    err.print(results_table(RunFolder(run_dir).read_json(RunFolder.METRICS)), highlight=False, soft_wrap=True)
+    err.print(results_table(metrics), highlight=False, soft_wrap=True)
+    err.print()
+    for line in verdict_lines(metrics):  # the headline answer, last before the path
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
     if spaced:
         err.print()
     typer.echo(str(run_dir))

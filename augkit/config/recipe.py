@@ -86,6 +86,16 @@ class EvaluationSpec(Strict):
         default_factory=list, description="synthetic:real ratio sweep, e.g. [0.5, 1, 2, 4]: adds regimes fake+real@R"
     )
     seeds: int = Field(3, ge=1, le=50, description="classifier trainings per regime, seeds seed .. seed+seeds-1")
+    generator_seeds: int = Field(
+        1, ge=1, le=20, description="generator trainings (seeds seed, seed+1000, ...): every synthetic regime trains its "
+        "classifiers on each one's images, so the verdict covers generator variance; 1: it does not, and the report "
+        "says so")
+    budget: Literal["steps", "epochs"] = Field(
+        "steps", description="steps: every regime trains for the optimizer steps the classifier's epochs take on the "
+        "real training split (larger training sets get no more steps); epochs: every regime the same epochs (the "
+        "paper; larger sets get more steps). Early stopping on validation within it either way")
+    bootstrap: int = Field(2000, ge=100, le=100_000, description="cluster-bootstrap resamples of the test patients "
+                           "behind every interval and p-value (docs/evaluation.md)")
     distribute: Literal["auto", "jobs", "ddp"] = Field(
         "auto", description="under torchrun: jobs: each process trains whole classifiers, its share of the (regime, "
         "seed) trainings; ddp: every training runs over all processes (DDP); auto: jobs when there are at least as "

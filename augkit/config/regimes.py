@@ -36,7 +36,9 @@ class RegimeSpec:
     synthetic: Synthetic = "none"
     classic: bool = False  # what it adds are classically augmented copies of real images, not synthetic ones
     oversample: bool = False  # the real images are oversampled (minority images repeated) until the classes balance
-    is_control: bool = False  # the baseline every other regime is compared with (vs_real; ratio 0 of the sweep)
+    also_classic: bool = False  # and as many classically augmented copies of real images as it adds synthetic ones
+    is_control: bool = False  # the baseline every other regime is compared with (vs real; ratio 0 of the sweep)
+    controls: tuple[str, ...] = ()  # the matched controls it is compared with too, when the run trains them
     default: bool = True  # in evaluation.regimes when a recipe does not list them
 
     def at(self, ratio: float) -> str:
@@ -46,16 +48,23 @@ class RegimeSpec:
         return f"{self.name.removesuffix('@R')}@{ratio:g}"
 
 
+# the controls that match a synthetic regime's extra training images (and, under evaluation.budget: steps,
+# its optimizer steps) without a generator: what a reviewer compares synthetic augmentation with
+MATCHED = ("real+classic", "real+oversample")
+
 REGIMES: dict[str, RegimeSpec] = {spec.name: spec for spec in (
     RegimeSpec("real", "the real training split", uses_real=True, is_control=True),
     RegimeSpec("fake", "synthetic images only", uses_real=False, synthetic="per_class"),
-    RegimeSpec("fake+real", "real plus synthetic images", uses_real=True, synthetic="added"),
+    RegimeSpec("fake+real", "real plus synthetic images", uses_real=True, synthetic="added", controls=MATCHED),
     RegimeSpec("real+classic", "real plus classically augmented copies of real images (shifts, small rotations and "
                "zooms, intensity)", uses_real=True, synthetic="added", classic=True),
     RegimeSpec("real+oversample", "real plus repeated minority images until the classes balance", uses_real=True,
                oversample=True),
+    RegimeSpec("fake+real+classic", "real plus synthetic images plus as many classically augmented copies of real "
+               "images: do synthetic images add anything on top of classical augmentation?", uses_real=True,
+               synthetic="added", also_classic=True, controls=("real+classic",)),
     RegimeSpec("fake+real@R", "real plus R x (real count) synthetic images, spread evenly over the classes",
-               uses_real=True, synthetic="ratio"),
+               uses_real=True, synthetic="ratio", controls=MATCHED),
 )}
 
 # the family evaluation.ratios adds, one regime per ratio
@@ -75,6 +84,21 @@ def defaults() -> list[str]:
 def control() -> str:
     """The regime the others are compared with."""
     return next(name for name, spec in REGIMES.items() if spec.is_control)
+
+
+def comparisons(regimes: list[str]) -> list[tuple[str, str]]:
+    """The (regime, reference) pairs a study with these regimes compares: every regime with the control
+    (``real``), then every regime with each of its matched controls the study trains, in ``regimes`` order."""
+    reference = control()
+    pairs = [(r, reference) for r in regimes if r != reference and reference in regimes]
+    pairs += [(r, c) for r in regimes for c in parse(r)[0].controls if c in regimes]
+    return pairs
+
+
+def uses_synthetic(name: str) -> bool:
+    """Whether the regime trains on generated images."""
+    spec, _ = parse(name)
+    return spec.synthetic != "none" and not spec.classic
 
 
 def parse(name: str) -> tuple[RegimeSpec, float | None]:

@@ -192,8 +192,25 @@ class Classifier(Plugin):
     in ``environment.json``. Default: ``"fp32"``."""
 
     @abstractmethod
-    def fit(self, train: LabeledImages, val: LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
-        """Train with early stopping on ``val``, yielding one row per epoch."""
+    def fit(self, train: LabeledImages, val: LabeledImages, *, seed: int, steps: int | None = None
+            ) -> Iterator[dict[str, float]]:
+        """Train with early stopping on ``val``, yielding one row per epoch.
+
+        ``steps`` (only passed when :meth:`budget_steps` returns a number): train for at most this
+        many optimizer steps whatever the size of ``train``, validating at the same points (in the
+        same number of rows) as every other training with that budget. None: the plugin's own
+        epochs over ``train``.
+        """
+
+    def budget_steps(self, n_images: int) -> int | None:
+        """The optimizer steps ``fit`` takes over ``n_images`` images at its most epochs, or None.
+
+        ``evaluation.budget: steps`` (the default) gives every regime of the study the steps this
+        returns for the real training split (``fit(..., steps=...)``): larger training sets no longer
+        get more optimizer steps. None (the default): the classifier cannot train to a step
+        budget, and a recipe must set ``evaluation.budget: epochs``.
+        """
+        return None
 
     @property
     def total_epochs(self) -> int | None:

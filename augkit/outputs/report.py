@@ -32,39 +32,61 @@ def save(fig: Figure, path: Path) -> None:
     fig.savefig(path)
 
 
-def _ci(stat: dict | None, scale: float = 1.0, digits: int = 3) -> str:
+def _ci(stat: dict | None, scale: float = 1.0, digits: int = 3, signed: bool = False) -> str:
     if not stat or stat.get("low") is None:
         return "n/a"
-    return f"{scale * stat['low']:.{digits}f}-{scale * stat['high']:.{digits}f}"
+    f = "+" if signed else ""
+    return f"{scale * stat['low']:{f}.{digits}f} to {scale * stat['high']:{f}.{digits}f}"
 
 
-def _p(m: dict, name: str) -> str:
-    vs = m.get("vs_real", {}).get(name)
-    if vs is None:
-        return ""
-    return f"{vs['difference']:+.3f} (p={vs['p_value']:.3f})"
+def _p(p: float | None) -> str:
+    return "n/a" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def results_table(metrics: dict) -> str:
     """The paper's Table I/II form, plus uncertainty: one row per regime.
 
-    Accuracy and macro precision, recall and F1 are means over seeds of each run's metrics
-    (each from that run's one confusion matrix); the seed CI is the Student-t 95 % interval
-    over seeds; the test CI is a bootstrap over test images of the seed mean; vs real is the
-    paired difference.
+    Accuracy and macro precision, recall and F1 are means over the regime's training runs of each
+    run's metrics (each from that run's one confusion matrix); the 95 % intervals count the training
+    runs and the test patients (docs/evaluation.md).
     """
     lines = [
-        "| Training data | Accuracy (%) | Precision | Recall | F1 | AUC | Accuracy 95% CI (seeds) | F1 95% CI (test images) | F1 vs real |",
+        "| Training data | Runs | Accuracy (%) | Accuracy 95% CI | Precision | Recall | F1 | F1 95% CI | AUC |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for regime, m in metrics["regimes"].items():
         auc = m.get("seeds", {}).get("auc", {}).get("mean")
+        interval = m.get("interval", {})
         lines.append(
-            f"| {regime} | {100 * m['accuracy']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} "
-            f"| {'n/a' if auc is None else f'{auc:.3f}'} | {_ci(m.get('seeds', {}).get('accuracy'), 100, 1)} "
-            f"| {_ci(m.get('bootstrap', {}).get('f1'))} | {_p(m, 'f1')} |"
+            f"| {regime} | {len(m['runs'])} | {100 * m['accuracy']:.1f} | {_ci(interval.get('accuracy'), 100, 1)} "
+            f"| {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {_ci(interval.get('f1'))} "
+            f"| {'n/a' if auc is None else f'{auc:.3f}'} |"
         )
     return "\n".join(lines)
+
+
+def comparisons_table(metrics: dict) -> str:
+    """Every comparison: the difference, its 95 % interval, the raw and the Holm-adjusted p-value, per metric."""
+    lines = [
+        "| Regime | vs | F1 difference (95% CI) | p | Holm p | Accuracy difference (95% CI) | p | Holm p |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in metrics.get("comparisons", []):
+        f1, acc = row["f1"], row["accuracy"]
+        lines.append(
+            f"| {row['regime']} | {row['reference']} | {f1['estimate']:+.3f} ({_ci(f1, signed=True)}) "
+            f"| {_p(f1['p_value'])} | {_p(f1['p_holm'])} "
+            f"| {100 * acc['estimate']:+.1f} ({_ci(acc, 100, 1, signed=True)}) | {_p(acc['p_value'])} "
+            f"| {_p(acc['p_holm'])} |"
+        )
+    return "\n".join(lines)
+
+
+def verdict_lines(metrics: dict) -> list[str]:
+    """The headline: the verdict sentences, then what the intervals do not cover."""
+    lines = list(metrics.get("verdict", []))
+    lines += [f"Not covered: {note}." for note in metrics.get("not_covered", [])]
+    return lines
 
 
 def write_results_md(
@@ -73,6 +95,9 @@ def write_results_md(
     classes = metrics["classes"]
     support = ", ".join(f"{c} {n}" for c, n in zip(classes, test_counts))
     text = [f"# {title}", ""]
+    headline = verdict_lines(metrics)
+    if headline:
+        text += ["## Verdict", "", *(f"- {line}" for line in headline), ""]
     if data:
         text += ["| split | images | patients | " + " | ".join(classes) + " |", "|---|---:|---:|" + "---:|" * len(classes)]
         for name, s in data["splits"].items():
@@ -82,11 +107,16 @@ def write_results_md(
     text += [
         f"Real test split: {sum(test_counts)} images ({support}). Precision, recall and F1 are macro",
         "averages over classes. Each run's figures come from its one confusion matrix; a row is the",
-        "mean over seeds, and the confusion matrices below are summed over seeds.",
+        "mean over the regime's training runs, and the confusion matrices below are summed over them.",
+        "Intervals and p-values count the training runs and the test patients (docs/evaluation.md);",
+        f"budget: {_budget(metrics)}.",
         "",
         results_table(metrics),
         "",
     ]
+    if metrics.get("comparisons"):
+        text += ["Comparisons (Holm-adjusted over the comparisons in this table, per metric):", "",
+                 comparisons_table(metrics), ""]
     if warnings:
         text += ["Warnings:", "", *(f"- {w}" for w in warnings), ""]
     for regime, m in metrics["regimes"].items():
@@ -94,6 +124,13 @@ def write_results_md(
         text += ["    " + " ".join(f"{v:5d}" for v in row) for row in m["confusion_matrix"]]
         text.append("")
     Path(path).write_text("\n".join(text), encoding="utf-8")
+
+
+def _budget(metrics: dict) -> str:
+    b = metrics.get("budget") or {}
+    if b.get("mode") == "steps":
+        return f"every regime {b['steps']} optimizer steps (evaluation.budget: steps)"
+    return "every regime the same epochs (evaluation.budget: epochs)"
 
 
 def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
@@ -131,22 +168,22 @@ def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
     axes[0][0].set_ylabel("true", fontsize=8)
     save(fig, out_dir / RunFolder.CONFUSION_PLOT)
 
-    # metric by regime, with the seed CI as error bars
+    # metric by regime, with the 95 % intervals (training runs and test patients) as error bars
     fig = figure((max(5, 1.3 * len(regimes)), 3.2))
     ax = fig.subplots()
     width = 0.2
-    for k, name in enumerate(("accuracy", "balanced_accuracy", "f1")):
+    for k, name in enumerate(("accuracy", "f1")):
         means, errs = [], [[], []]
         for regime in regimes:
-            st = metrics["regimes"][regime]["seeds"].get(name, {})
-            mean = st.get("mean", np.nan)
+            st = metrics["regimes"][regime].get("interval", {}).get(name, {})
+            mean = metrics["regimes"][regime][name]
             means.append(mean)
             errs[0].append(mean - st["low"] if st.get("low") is not None else 0)
             errs[1].append(st["high"] - mean if st.get("high") is not None else 0)
-        ax.bar(np.arange(len(regimes)) + (k - 1) * width, means, width, yerr=errs, capsize=3, label=name.replace("_", " "))
+        ax.bar(np.arange(len(regimes)) + (k - 0.5) * width, means, width, yerr=errs, capsize=3, label=name)
     ax.set_xticks(range(len(regimes)), regimes, fontsize=8, rotation=20)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("mean over seeds (95% CI)")
+    ax.set_ylabel("mean over runs (95% CI)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     save(fig, out_dir / RunFolder.METRICS_PLOT)
@@ -159,13 +196,13 @@ def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
         fig = figure((5, 3.2))
         ax = fig.subplots()
         for name in ("accuracy", "f1"):
-            stats = [metrics["regimes"][r]["seeds"][name] for _, r in sweep]
+            stats = [metrics["regimes"][r]["interval"][name] for _, r in sweep]
             x = [ratio for ratio, _ in sweep]
-            ax.plot(x, [s["mean"] for s in stats], marker="o", label=name)
+            ax.plot(x, [s["estimate"] for s in stats], marker="o", label=name)
             if all(s.get("low") is not None for s in stats):
                 ax.fill_between(x, [s["low"] for s in stats], [s["high"] for s in stats], alpha=0.2)
         ax.set_xlabel("synthetic : real ratio (0 = real only)")
-        ax.set_ylabel("mean over seeds (95% CI)")
+        ax.set_ylabel("mean over runs (95% CI)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         save(fig, out_dir / RunFolder.RATIO_PLOT)

@@ -42,6 +42,7 @@ class RunFolder:
     CLOSEST_PAIRS = "audit/closest_pairs.png"
     DISTANCES = "audit/distances.png"
     CLASSIFIER_LOSSES = "classifier_losses.csv"
+    PREDICTIONS = "predictions.csv"  # every classifier's test-set probabilities (augkit.outputs.comparisons)
     CLASSIFIER_LOSSES_PLOT = "classifier_losses.png"
     CONFUSION_PLOT = "confusion_matrices.png"
     METRICS_PLOT = "metrics_by_regime.png"

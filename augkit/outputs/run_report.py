@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from augkit.outputs.report import results_table
+from augkit.outputs.report import comparisons_table, results_table, verdict_lines
 from augkit.outputs.files import read_json
 from augkit.outputs.run_folder import RunFolder
 
@@ -68,6 +68,9 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
     classes = metrics["classes"]
     rel = lambda p: Path(p).relative_to(out_dir).as_posix() if out_dir == run_dir else Path("..", "..", Path(p).relative_to(run_dir)).as_posix()  # noqa: E731
     out: list = [Heading(f"augkit report: {run_dir.name}", 1)]
+    headline = verdict_lines(metrics)
+    if headline:
+        out += [Heading("Verdict"), Bullets(headline)]
 
     warnings = list(metrics.get("warnings", []))
     warnings = list(dict.fromkeys(RunFolder(run_dir).warnings() + warnings))
@@ -123,13 +126,17 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         f"Classifier trained under each regime with seeds {', '.join(map(str, metrics['seeds']))}; every figure is "
         f"measured on the real test split ({sum(metrics['test_counts'])} images: "
         + ", ".join(f"{c} {n}" for c, n in zip(classes, metrics["test_counts"]))
-        + "). Accuracy, precision, recall and F1 (macro) are means over seeds of each run's metrics, each from that "
-        "run's one confusion matrix; seed CI: Student-t over seeds; test CI: bootstrap over test images of the seed "
-        "mean; vs real: paired bootstrap difference and two-sided p-value."
+        + "). Accuracy, precision, recall and F1 (macro) are means over each regime's training runs of each run's "
+        "metrics, each from that run's one confusion matrix. The 95% intervals and p-values count the training runs "
+        "and the test patients (a Student t over both variance parts; docs/evaluation.md); p-values of the "
+        "comparisons are Holm-adjusted over the comparisons of the table, per metric."
     ), _md_table(results_table(metrics))]
+    if metrics.get("comparisons"):
+        out += [Para("Comparisons: every regime against real, every synthetic regime against its matched controls."),
+                _md_table(comparisons_table(metrics))]
     for name, caption in (
-        (RunFolder.METRICS_PLOT, "metrics by regime (mean over seeds, 95% CI)"),
-        (RunFolder.CONFUSION_PLOT, "confusion matrices (summed over seeds)"),
+        (RunFolder.METRICS_PLOT, "metrics by regime (mean over runs, 95% CI)"),
+        (RunFolder.CONFUSION_PLOT, "confusion matrices (summed over runs)"),
         (RunFolder.CLASSIFIER_LOSSES_PLOT, "classifier train / validation loss per regime (the paper's Figure 8)"),
         (RunFolder.RATIO_PLOT, "synthetic:real ratio sweep"),
     ):

@@ -8,11 +8,14 @@ Regimes (training data; validation and test are always the real splits):
 * ``real+classic``: real plus the same number of classically augmented copies of real images
   (shifts, small rotations and zooms, intensity): the baseline a reviewer asks for first;
 * ``real+oversample``: real plus repeated minority images until the classes balance;
+* ``fake+real+classic``: real plus the synthetic images of ``fake+real`` plus as many classic copies
+  as ``real+classic`` adds: do synthetic images add anything on top of classical augmentation?
 * ``fake+real@R`` (``evaluation.ratios``): real plus R x (real count) synthetic images,
   spread evenly over the classes.
 
-Every regime shares the split, the test images and the classifier seeds, so comparisons
-are paired: ``vs_real`` is a paired bootstrap of the seed-averaged metric over test images.
+Every regime shares the split, the test images and the classifier seeds. The comparisons (every
+regime against ``real``, every synthetic regime against its matched controls) and their intervals
+count the training runs and the test patients: :mod:`augkit.outputs.comparisons`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from torch import Tensor
 
 from augkit.compute import distributed
 from augkit.config import regimes as regime_table
+from augkit.extension import keys
+from augkit.outputs import comparisons
 from augkit.outputs import metrics as M
 from augkit.outputs import stats
 from augkit.extension.roles import LabeledImages
@@ -92,6 +97,8 @@ def regime_data(regime: str, train: LabeledImages, pool: LabeledImages, needs: d
     if spec.synthetic != "none":
         parts.append(_classic_copies(train, needs[regime], rng) if spec.classic
                      else _relabel(take(pool, needs[regime]), train.classes))
+    if spec.also_classic:
+        parts.append(_classic_copies(train, needs[regime], rng))
     return parts[0] if len(parts) == 1 else LabeledImages.concat(parts)
 
 
@@ -121,41 +128,38 @@ def run_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[str]) -> di
     return out
 
 
-def summarise(runs: dict[str, list[dict]], preds: dict[str, list[np.ndarray]], y_true: np.ndarray,
-              classes: list[str], seed: int) -> dict:
-    """Per regime: seed means of the per-run metrics, seed CIs, test-image CIs, paired comparison with real.
+def summarise(runs: dict[str, list[dict]], predictions: comparisons.Predictions, *, seed: int, n_boot: int = 2000
+              ) -> dict:
+    """Per regime: means of the per-run metrics, their spread over runs, and intervals; plus the comparisons.
 
     Every run's metrics come from that run's one confusion matrix; a regime's figure is their
-    mean over seeds (so macro F1 <= (macro precision + macro recall) / 2 still holds), and
-    ``confusion_matrix`` is the sum of the runs' matrices, for display.
+    mean over runs (so macro F1 <= (macro precision + macro recall) / 2 still holds), and
+    ``confusion_matrix`` is the sum of the runs' matrices, for display. ``interval`` (accuracy, F1)
+    counts training runs and test patients (``augkit.outputs.comparisons``), as do the comparisons.
+    Returns ``{"regimes", "comparisons", "verdict", "not_covered"}``.
     """
-    k = len(classes)
+    classes = predictions.classes
+    support = np.bincount(predictions.labels, minlength=len(classes))
+    analysis = comparisons.analyse(predictions, n_boot=n_boot, seed=seed)
     out = {}
     for regime, rs in runs.items():
         pooled = np.sum([r["confusion_matrix"] for r in rs], axis=0)
         summary = M.from_confusion(pooled, classes)
         for name in ("accuracy", "balanced_accuracy", "precision", "recall", "f1"):
             summary[name] = float(np.mean([r[name] for r in rs]))
-        for name, per_class in summary["per_class"].items():
+        for c, (name, per_class) in enumerate(summary["per_class"].items()):
             for key in ("precision", "recall", "f1"):
                 per_class[key] = float(np.mean([r["per_class"][name][key] for r in rs]))
+            per_class["support"] = int(support[c])  # test images of the class (the pooled matrix counts every run)
         summary["seeds"] = {
             name: stats.mean_ci([r[name] for r in rs], bounds=(0.0, 1.0))
             for name in SUMMARY_METRICS
             if all(r[name] is not None for r in rs)
         }
-        summary["bootstrap"] = {}
-        for name in ("accuracy", "f1"):
-            reference = preds["real"] if regime != "real" and "real" in preds else None
-            result = stats.bootstrap_seeds(y_true, preds[regime], stats.metric_fn(name, k), reference=reference, seed=seed)
-            summary["bootstrap"][name] = {key: result[key] for key in ("estimate", "low", "high")}
-            if reference is not None:
-                summary.setdefault("vs_real", {})[name] = {
-                    key: result[key] for key in ("difference", "diff_low", "diff_high", "p_value")
-                }
+        summary["interval"] = analysis["intervals"][regime]
         summary["runs"] = rs
         out[regime] = summary
-    return out
+    return {"regimes": out, **{k: analysis[k] for k in ("comparisons", "verdict", "not_covered")}}
 
 
 def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str], min_per_class: int = 10) -> list[str]:
@@ -223,11 +227,38 @@ def reusable(resolved, trained: tuple | None, seed: int) -> dict:
     return {}
 
 
-def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, pool: LabeledImages,
-             needs: dict[str, list[int]], folder: RunFolder | Path, progress, *, regimes: list[str], seeds: list[int],
-             trained: dict | None = None) -> dict | None:
-    """Train one classifier per (regime, seed); write classifier_losses.csv; return metrics.json's content.
+def budget(resolved, train: LabeledImages) -> int | None:
+    """Optimizer steps every regime's classifier trains for (``evaluation.budget: steps``), or None (epochs).
 
+    Raises ``ValueError`` naming the option when the classifier cannot train to a step budget.
+    """
+    if resolved.recipe.evaluation.budget == "epochs":
+        return None
+    steps = resolved.build("classifier").budget_steps(len(train))
+    if steps is None:
+        raise ValueError(f"evaluation.budget: steps, but the {resolved.recipe.classifier.name!r} classifier cannot "
+                         "train to a step budget (its budget_steps returns None): set evaluation.budget: epochs")
+    return steps
+
+
+def check(resolved) -> None:
+    """Refuse, before any work, a study the classifier cannot run (a step budget it cannot train to)."""
+    budget(resolved, LabeledImages(torch.zeros(1, 1, 1, 1), torch.zeros(1, dtype=torch.long), ["x"]))
+
+
+def _hashed(groups: list[str] | None) -> list[str] | None:
+    """Test patients as keyed hashes: the analysis needs which images share a patient, never who."""
+    return None if groups is None else [keys.path_digest(f"patient:{g}") for g in groups]
+
+
+def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages,
+             pool: LabeledImages | dict[int, LabeledImages], needs: dict[str, list[int]], folder: RunFolder | Path,
+             progress, *, regimes: list[str], seeds: list[int], trained: dict | None = None) -> dict | None:
+    """Train one classifier per (regime, seed); write classifier_losses.csv and predictions.csv; return
+    metrics.json's content.
+
+    ``pool``: the synthetic pool, or one per generator seed (``evaluation.generator_seeds``): every
+    regime with synthetic images then trains its seeds on each generator's pool.
     ``trained`` maps (regime, seed) to (classifier, its training rows) already trained exactly
     as that run would train it (the audit's real-data classifier): it is scored, not retrained.
 
@@ -241,9 +272,12 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
     from augkit.outputs import report  # plotting stays out of the import path of library users
 
+    pools = pool if isinstance(pool, dict) else {None: pool}
     here = distributed.world()
     y_true = test.labels.numpy()
-    jobs = [(regime, seed) for regime in regimes for seed in seeds]
+    steps = budget(resolved, train)
+    jobs = [(regime, g, seed) for regime in regimes
+            for g in (pools if regime_table.uses_synthetic(regime) else [None]) for seed in seeds]
     mode = distribute_mode(resolved, len(jobs), here.size)
     if mode == "ddp":
         mine = range(len(jobs))
@@ -252,48 +286,58 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         log.info("the %d classifier trainings each run over all %d processes (DDP)", len(jobs), here.size)
     else:
         mine, held, together = distributed.shard(len(jobs)), set(), distributed.alone
-    datasets: dict[str, LabeledImages] = {}
-    done: dict[int, tuple[dict, np.ndarray, list[dict]]] = {}  # job -> (run, predictions, curve rows)
+    datasets: dict[tuple, LabeledImages] = {}
+    done: dict[int, tuple[dict, np.ndarray, list[dict]]] = {}  # job -> (run, probabilities, curve rows)
     for j in mine:
-        regime, seed = jobs[j]
+        regime, g, seed = jobs[j]
         if (regime, seed) in held and not here.main:
             continue
-        if regime not in datasets:
-            datasets[regime] = regime_data(regime, train, pool, needs, seed=seeds[0])
-        data = datasets[regime]
-        classifier, rows = trained.get((regime, seed), (None, []))
+        if (regime, g) not in datasets:
+            datasets[regime, g] = regime_data(regime, train, pools[g] if g in pools else next(iter(pools.values())),
+                                              needs, seed=seeds[0])
+        data = datasets[regime, g]
+        classifier, rows = trained.get((regime, seed), (None, [])) if g is None else (None, [])
+        name = f"{regime} s{seed}" if g is None or len(pools) == 1 else f"{regime} g{g} s{seed}"
         if classifier is None:
             classifier, rows = resolved.build("classifier"), []
+            fit = classifier.fit(data, val, seed=seed) if steps is None else classifier.fit(data, val, seed=seed,
+                                                                                            steps=steps)
             with together():
-                for row in progress(classifier.fit(data, val, seed=seed), f"{regime} s{seed}", classifier.total_epochs):
+                for row in progress(fit, name, classifier.total_epochs):
                     rows.append(row)
         else:
             log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
         if not here.main and mode == "ddp":
             continue  # rank 0 holds the same weights and scores them
-        proba = classifier.predict_proba(test.images).numpy()
-        run = {"seed": seed, "train_images": len(data), **run_metrics(y_true, proba, test.classes)}
-        done[j] = (run, proba.argmax(1), [{"regime": regime, "seed": seed, **row} for row in rows])
-        log.info("%s, seed %d: accuracy %.3f, macro F1 %.3f", regime, seed, run["accuracy"], run["f1"])
+        proba = classifier.predict_proba(test.images).float().numpy()
+        run = {"seed": seed, **({} if g is None else {"generator_seed": g}), "train_images": len(data),
+               **run_metrics(y_true, proba, test.classes)}
+        done[j] = (run, proba, [{"regime": regime, **({} if g is None else {"generator_seed": g}), "seed": seed, **row}
+                                for row in rows])
+        log.info("%s: accuracy %.3f, macro F1 %.3f", name, run["accuracy"], run["f1"])
     parts = distributed.gather(done)
     if parts is None:
         return None
     for part in parts:
         done.update(part)
     runs: dict[str, list[dict]] = {}
-    preds: dict[str, list[np.ndarray]] = {}
+    predictions = comparisons.Predictions(list(test.classes), y_true, _hashed(test.groups))
     curves = []
-    for j, (regime, seed) in enumerate(jobs):
-        run, pred, rows = done[j]
+    for j, (regime, g, seed) in enumerate(jobs):
+        run, proba, rows = done[j]
         runs.setdefault(regime, []).append(run)
-        preds.setdefault(regime, []).append(pred)
+        predictions.runs.setdefault(regime, []).append(comparisons.Run(seed, proba, g))
         curves += rows
     folder.write_csv(RunFolder.CLASSIFIER_LOSSES, curves)
+    folder.write_csv(RunFolder.PREDICTIONS, comparisons.write_predictions(predictions))
+    evaluation = resolved.recipe.evaluation
     metrics = {
         "classes": list(test.classes),
         "test_counts": test.counts(),
         "seeds": seeds,
-        "regimes": summarise(runs, preds, y_true, test.classes, seed=seeds[0]),
+        "generator_seeds": [g for g in pools if g is not None],
+        "budget": {"mode": evaluation.budget, "steps": steps},
+        **summarise(runs, predictions, seed=seeds[0], n_boot=evaluation.bootstrap),
     }
     metrics["warnings"] = reviewer_warnings(metrics, test.counts(), test.classes)
     report.plot_study(metrics, curves, folder.path)

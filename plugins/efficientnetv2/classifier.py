@@ -135,8 +135,16 @@ class EfficientNetV2(augkit.Classifier):
     def total_epochs(self) -> int:  # fit may stop earlier
         return self.options.epochs
 
-    def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int = 0) -> Iterator[dict[str, float]]:
+    def budget_steps(self, n_images: int) -> int:
+        return self.options.epochs * max(n_images // self.options.batch_size, 1)
+
+    def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int = 0, steps: int | None = None
+            ) -> Iterator[dict[str, float]]:
         """Train; under several processes (``distributed.world()``), one model with DDP over all of them.
+
+        ``epochs`` rounds of validation (early stopping counts them, as epochs): a round is an epoch
+        over ``train``, or with ``steps`` (an equal step budget, ``budget_steps``) ``steps / epochs``
+        optimizer steps, the batches running on through successive shuffles of ``train``.
 
         Each epoch's order comes from torch's ``DistributedSampler`` (one replica in one process),
         and ``batch_size`` is the global batch: rank r takes ``batch_size / N`` images a step from
@@ -156,7 +164,8 @@ class EfficientNetV2(augkit.Classifier):
         net = model if here.size == 1 else self._distribute(model, seed, here)
         opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         steps_per_epoch = max(len(train) // o.batch_size, 1)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.epochs * steps_per_epoch)
+        per_round = steps_per_epoch if steps is None else max(steps // o.epochs, 1)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.epochs * per_round)
         best, best_state, waited = math.inf, copy.deepcopy(model.state_dict()), 0
         weight = None
         if o.class_weighting:
@@ -167,13 +176,12 @@ class EfficientNetV2(augkit.Classifier):
         # seeds apart by more than any epoch count: seed s at epoch e never shuffles as seed s + 1 at e - 1
         sampler = DistributedSampler(range(len(train)), num_replicas=here.size, rank=here.rank, shuffle=True,
                                      seed=seed * 100_003)
+        batches = _batches(sampler, share, steps_per_epoch)
         for epoch in range(1, o.epochs + 1):
             model.train()
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(sampler), dtype=torch.long)
             total = torch.zeros(2, dtype=torch.float64)  # loss sum, images
-            for i in range(steps_per_epoch):  # full batches only: batch norm needs more than one image
-                idx = order[i * share : (i + 1) * share]
+            for _ in range(per_round):
+                idx = next(batches)
                 x, y = train.images[idx], train.labels[idx]
                 if o.augment:  # this rank's rows of the global batch (smaller than batch_size on tiny data)
                     n = len(idx) * here.size
@@ -296,6 +304,18 @@ def _augment(x: Tensor, rng: torch.Generator, hflip: bool, rows: slice = slice(N
     pad = max(x.shape[-1] // 16, 1)
     dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,), generator=rng))
     return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+
+
+def _batches(sampler: DistributedSampler, share: int, per_shuffle: int) -> Iterator[Tensor]:
+    """This rank's index batches, ``per_shuffle`` from each shuffle of the training set (epoch 1, 2, ...):
+    full batches only, since batch norm needs more than one image."""
+    shuffle = 0
+    while True:
+        shuffle += 1
+        sampler.set_epoch(shuffle)
+        order = torch.tensor(list(sampler), dtype=torch.long)
+        for i in range(per_shuffle):
+            yield order[i * share : (i + 1) * share]
 
 
 def _read_weights(path: Path) -> dict[str, Tensor]:

@@ -13,6 +13,7 @@ RUN_FILES = [
     "environment.json",
     "metrics.json",
     "metrics.csv",
+    "predictions.csv",
     "results.md",
     "losses.png",
     "losses.csv",
@@ -62,21 +63,36 @@ def test_run_writes_every_promised_file(two_runs):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["classes"] == ["normal", "bacteria", "virus"]
-    assert list(metrics["regimes"]) == ["real", "fake", "fake+real", "real+classic", "real+oversample", "fake+real@1"]
+    assert list(metrics["regimes"]) == ["real", "fake", "fake+real", "real+classic", "real+oversample",
+                                        "fake+real+classic", "fake+real@1"]
     assert metrics["seeds"] == [0, 1]
     for regime, m in metrics["regimes"].items():
-        assert set(m) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix", "seeds", "bootstrap"}
+        assert set(m) >= {"accuracy", "precision", "recall", "f1", "confusion_matrix", "seeds", "interval"}
         # one split for every regime and seed: each run saw exactly the same real test images
         assert sum(map(sum, m["confusion_matrix"])) == 2 * sum(metrics["test_counts"])
         for run in m["runs"]:
             assert [sum(row) for row in run["confusion_matrix"]] == metrics["test_counts"]
             assert run["f1"] <= (run["precision"] + run["recall"]) / 2 + 1e-12
         assert m["f1"] <= (m["precision"] + m["recall"]) / 2 + 1e-12
-        assert m["seeds"]["accuracy"]["low"] <= m["seeds"]["accuracy"]["mean"] <= m["seeds"]["accuracy"]["high"]
-        if regime != "real":
-            assert 0 < m["vs_real"]["f1"]["p_value"] <= 1
-    assert "| fake+real |" in (run_dir / "results.md").read_text()
-    assert "Accuracy (%)" in result.output  # the table is printed at the end
+        ci = m["interval"]["accuracy"]
+        assert 0 <= ci["low"] <= m["accuracy"] <= ci["high"] <= 1
+        assert any(c.startswith("test patients") for c in ci["covers"]) and "classifier seeds" in ci["covers"]
+    compared = {(c["regime"], c["reference"]) for c in metrics["comparisons"]}
+    assert {("fake+real", "real"), ("fake+real", "real+classic"), ("fake+real+classic", "real+classic"),
+            ("fake+real@1", "real+oversample")} <= compared
+    for c in metrics["comparisons"]:
+        assert 0 < c["f1"]["p_value"] <= c["f1"]["p_holm"] <= 1
+    results = (run_dir / "results.md").read_text()
+    assert "| fake+real |" in results and "Holm p" in results
+    assert results.index("## Verdict") < results.index("| Training data |")
+    assert "fake+real vs real+classic: " in result.output  # the verdict is printed at the end
+    assert "Accuracy (%)" in result.output
+    # every classifier's test-set probabilities, enough to redo the analysis
+    from augkit.outputs import comparisons
+
+    saved = comparisons.read_predictions(run_dir / "predictions.csv")
+    assert list(saved.runs) == list(metrics["regimes"]) and all(len(r) == 2 for r in saved.runs.values())
+    assert comparisons.analyse(saved)["verdict"] == metrics["verdict"]
 
 
 def test_second_run_is_a_new_folder_reusing_the_cache(two_runs):
