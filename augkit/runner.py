@@ -104,7 +104,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         checkpoint = checkpoint_used(run)
         generator = resolved.plugins["generator"][0].load(checkpoint)
         log.info("evaluating %s with the generator of %s", run.path.name, checkpoint.name)
-        pool, needs = regenerate_pool(resolved, generator, run, train, progress)
+        pool, needs = regenerate_pool(resolved, generator, run, train, val, folder, progress)
         metrics = study.evaluate(resolved, train, val, test, pool, needs, folder, progress,
                                  regimes=recipe.evaluation.all_regimes(), seeds=_seeds(resolved))
         if not here.main:

@@ -42,6 +42,7 @@ class RunFolder:
     CLOSEST_PAIRS = "audit/closest_pairs.png"
     DISTANCES = "audit/distances.png"
     CLASSIFIER_LOSSES = "classifier_losses.csv"
+    SYNTHETIC_SEEDS = "synthetic_seeds.json"  # an evaluation's pool: the run's batch seeds and any extra ones
     PREDICTIONS = "predictions.csv"  # every classifier's test-set probabilities (augkit.outputs.comparisons)
     CLASSIFIER_LOSSES_PLOT = "classifier_losses.png"
     CONFUSION_PLOT = "confusion_matrices.png"

@@ -26,11 +26,12 @@ log = logging.getLogger("augkit")
 
 
 def audit_pool(resolved: ResolvedRecipe, generator: Generator, batches: list[SyntheticBatch], train: LabeledImages,
-               val: LabeledImages, folder: RunFolder, progress: Progress):
+               val: LabeledImages, folder: RunFolder, progress: Progress, *, first: int = 0):
     """Audit the pool (rank 0; the others receive what it kept). Returns (kept batches, (classifier, rows) or None).
 
     The feature extractor trains over every rank when the study trains its classifiers so
-    (``ddp``), else on rank 0 alone.
+    (``ddp``), else on rank 0 alone. ``first``: the batch index of ``batches[0]`` (replacements follow
+    the last batch, so no batch seed is used twice).
     """
     recipe = resolved.recipe
     here = distributed.world()
@@ -41,7 +42,7 @@ def audit_pool(resolved: ResolvedRecipe, generator: Generator, batches: list[Syn
     if here.main:  # alone: the others wait for the audited batches
         with distributed.alone():
             batches, classifier = audit_synthetic(resolved, generator, batches, train, val, folder, progress,
-                                                  extractor=extractor, rows=rows)
+                                                  extractor=extractor, rows=rows, first=first)
     elif rows is not None:  # trained together: every rank holds the study's real, first-seed classifier
         trained = extractor.trained_classifier
         classifier = None if trained is None else (trained, rows)
@@ -65,8 +66,8 @@ def _fits_together(resolved, extractor, world_size: int) -> bool:
 
 def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: list[SyntheticBatch],
                     train: LabeledImages, val: LabeledImages, folder: RunFolder, progress: Progress, *,
-                    max_rounds: int = 5, extractor: FeatureExtractor | None = None, rows: list | None = None
-                    ) -> tuple[list[SyntheticBatch], object]:
+                    max_rounds: int = 5, extractor: FeatureExtractor | None = None, rows: list | None = None,
+                    first: int = 0) -> tuple[list[SyntheticBatch], object]:
     """Screen every synthetic image (near copies, unfaithful labels); drop and replace as the recipe asks.
 
     ``extractor``: the recipe's feature extractor, fitted already when ``rows`` (its training
@@ -86,7 +87,7 @@ def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: lis
     target = torch.bincount(torch.cat([b.labels for b in batches]), minlength=len(train.classes)) if batches else None
     screens, feats, kept, all_images, ids = [], [], [], [], []
     dropped = {"near_copy": 0, "unfaithful": 0, "replacements_generated": 0}
-    todo, rounds, next_batch = batches, 0, len(batches)
+    todo, rounds, next_batch = batches, 0, first + len(batches)
     while todo:
         for b in progress(todo, "audit: screen", len(todo)):
             screen, f = auditor.screen(b.images, b.labels)

@@ -20,7 +20,7 @@ import yaml
 
 from augkit.compute import distributed
 from augkit.config.defaults import DEFAULT_PLUGINS
-from augkit.config.recipe import Recipe, ResolvedRecipe
+from augkit.config.recipe import Recipe, ResolvedRecipe, load_recipe
 from augkit.extension.registry import Registry, get_plugin_manager
 from augkit.extension.roles import Exporter, Generator, LabeledImages
 from augkit.outputs import report
@@ -90,17 +90,45 @@ def sample_synthetic(resolved: ResolvedRecipe, generator: Generator, checkpoint:
 
 
 def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFolder, train: LabeledImages,
-                    progress: Progress) -> tuple[LabeledImages, dict[str, list[int]]]:
-    """A finished run's pool generated again: its audited set when it has one (same batches, same images kept)."""
+                    val: LabeledImages, folder: RunFolder, progress: Progress
+                    ) -> tuple[LabeledImages, dict[str, list[int]]]:
+    """A finished run's pool generated again, plus what a larger evaluation needs.
+
+    The run's own pool first, exactly as the run made it (its audited set when it has one: same
+    batches, same images kept); then, when ``resolved`` (the run's recipe with an evaluation's
+    overrides) needs more images of a class than that, new batches whose seeds follow the run's
+    last one, audited like the run's when the recipe audits (``audit.json`` and ``audit/`` of the
+    evaluation folder then describe these extra images). ``synthetic_seeds.json`` in ``folder``
+    records which batch seeds the pool holds.
+    """
     recipe = resolved.recipe
-    needs, labels = pool_plan(recipe, train)
+    needs, _ = pool_plan(recipe, train)
+    original = load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry).recipe  # without the overrides
     if run.exists(RunFolder.FLAGS):
         from augkit import audit  # the audit's maths only when there is an audited set to read
 
         batches = audit.regenerate(generator, run.file(RunFolder.FLAGS), train.classes, progress=progress)
     else:
-        batches = list(generate_batches(generator, labels, seed=recipe.seed, batch_size=recipe.synthetic.batch_size,
+        _, labels = pool_plan(original, train)
+        batches = list(generate_batches(generator, labels, seed=original.seed, batch_size=original.synthetic.batch_size,
                                         progress=progress, shard=True))
+    have = pool_of(batches, train).counts()
+    short = [max(w - h, 0) for w, h in zip(study.pool_counts(needs, len(train.classes)), have)]
+    record = {"run": {"images": sum(have), "batch_seeds": sorted({b.seed for b in batches})}}
+    if sum(short):
+        base = original.seed * 1_000_003
+        first = max((b.seed - base for b in batches), default=-1) + 1
+        labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(short)])
+        extra = list(generate_batches(generator, labels, seed=original.seed, batch_size=recipe.synthetic.batch_size,
+                                      progress=progress, first=first, shard=True))
+        log.info("the evaluation needs %s more synthetic images per class than the run exported: generated with "
+                 "batch seeds from %d", short, base + first)
+        if recipe.audit.enabled:
+            extra, _ = screening.audit_pool(resolved, generator, extra, train, val, folder, progress, first=first)
+        record["extra"] = {"images": sum(len(b.labels) for b in extra), "per_class": short,
+                           "batch_seeds": sorted({b.seed for b in extra}), "audited": recipe.audit.enabled}
+        batches += extra
+    folder.write_json(RunFolder.SYNTHETIC_SEEDS, record)
     return pool_of(batches, train), needs
 
 

@@ -128,6 +128,23 @@ def test_evaluate_reruns_the_study_on_the_same_split(two_runs, cli):
     assert (out / "report.html").exists() and (out / "results.md").exists()
 
 
+def test_evaluate_generates_and_audits_what_larger_ratios_need(two_runs, cli):
+    """@2 and @4 need more synthetic images than the run exported: evaluate makes them (new batch seeds,
+    audited), so the two regimes train on different, larger sets instead of the same truncated one."""
+    run_dir, _ = two_runs[0]
+    result = cli("evaluate", run_dir, "--seeds", "1", "--regimes", "real", "--ratios", "2,4")
+    out = Path(result.stdout.strip().splitlines()[-1])
+    metrics = json.loads((out / "metrics.json").read_text())
+    real = metrics["regimes"]["real"]["runs"][0]["train_images"]
+    at2, at4 = (metrics["regimes"][f"fake+real@{r}"]["runs"][0]["train_images"] for r in (2, 4))
+    assert at2 == pytest.approx(3 * real, abs=3) and at4 == pytest.approx(5 * real, abs=3)
+    seeds = json.loads((out / "synthetic_seeds.json").read_text())
+    assert seeds["extra"]["images"] > 0 and seeds["extra"]["audited"]
+    assert not set(seeds["extra"]["batch_seeds"]) & set(seeds["run"]["batch_seeds"])
+    audit = json.loads((out / "audit.json").read_text())  # the extra images' own audit
+    assert audit and (out / "audit" / "flags.csv").is_file()
+
+
 def test_report_has_every_section(two_runs):
     run_dir, _ = two_runs[0]
     page = (run_dir / "report.html").read_text()
