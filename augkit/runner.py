@@ -57,7 +57,8 @@ def run(
         log.info("%s run folder %s", "resuming" if resume else "new", folder.path)
 
         with _timed(timings, "preprocess"):
-            parts = prepare.prepare(resolved, folder, folder.path.parent if resume else out, progress)
+            parts = prepare.prepare(resolved, folder, folder.path.parent if resume else out, progress,
+                                    resume=bool(resume))
         train, val, test = parts["train"], parts["val"], parts["test"]
         with _timed(timings, "generator"):
             generator, checkpoint = train_generator(resolved, train, val, folder, progress, resume=bool(resume))
@@ -99,6 +100,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         folder.write_text(RunFolder.RECIPE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
         loaded = prepare.load_data(resolved, resolved.build("dataset"), resolved.build("preprocessor"),
                                    run.path.parent, progress)
+        prepare.check_fingerprint(run, loaded.data, f"evaluate {run.path.name}")
         split = run.read_json(RunFolder.SPLITS)
         train, val, test = (loaded.data.subset(split[k]) for k in ("train", "val", "test"))
         checkpoint = checkpoint_used(run)

@@ -48,10 +48,16 @@ def resume(
         fail(f"{run_dir} has no recipe.yaml: is it an augkit run folder?")
     if folder.exists(RunFolder.METRICS):
         fail(f"{run_dir} already finished (metrics.json exists); start a new run with `augkit run {recipe}`")
+    from augkit.stages.data import DataError
+
     resolved = load(recipe, [])
     with ranks(device_of(resolved)) as here:
         rank0_output(here)
-        run_recipe(resolved, run_dir.parent, progress=rich_progress(err) if here.main else no_progress, resume=run_dir)
+        try:
+            run_recipe(resolved, run_dir.parent, progress=rich_progress(err) if here.main else no_progress,
+                       resume=run_dir)
+        except DataError as exc:
+            fail(str(exc))
     if not here.main:
         return
     show_results(run_dir)

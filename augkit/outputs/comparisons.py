@@ -51,8 +51,8 @@ class Run:
 class Predictions:
     """Every classifier of a study on the real test split: what the analysis needs, nothing identifying.
 
-    ``groups`` holds one keyed hash per test image of its patient (equal hash, same patient), or None
-    when the data has no patients.
+    ``groups`` holds one code per test image for its patient (``t1``, ``t2``, ... in order of first
+    appearance: same code, same patient), or None when the data has no patients.
     """
 
     classes: list[str]

@@ -247,8 +247,9 @@ def _cluster_weights(groups: Sequence | None, n: int, n_boot: int, seed: int) ->
     else:
         if len(groups) != n:
             raise ValueError(f"{len(groups)} groups for {n} test images")
-        _, inverse = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
-        g = int(inverse.max()) + 1
+        first: dict = {}  # patients numbered by first appearance: the resamples do not depend on the ids' values
+        inverse = np.array([first.setdefault(x, len(first)) for x in groups])
+        g = len(first)
     rng = np.random.default_rng(seed)
     step = max(1, _CHUNK // max(n, g))
     for start in range(0, n_boot, step):

@@ -5,6 +5,7 @@ Under torchrun rank 0 goes first (and fills the cache); the other ranks then rea
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -50,13 +51,42 @@ def split_data(resolved: ResolvedRecipe, loaded: D.Loaded) -> tuple[dict[str, La
     return {name: full.subset(getattr(split, name)) for name in ("train", "val", "test")}, split
 
 
-def prepare(resolved: ResolvedRecipe, folder: RunFolder, out: Path, progress: Progress) -> dict[str, LabeledImages]:
-    """Load, preprocess and split; write the preview, skipped.csv, data.json and splits.json. Returns the splits."""
+def fingerprint(data: LabeledImages) -> str:
+    """SHA-256 of the preprocessed images and their labels, in order: any file added, removed, changed or
+    reordered changes it (and would move images between the splits that ``splits.json`` records)."""
+    h = hashlib.sha256()
+    h.update(data.labels.numpy().astype("<i8").tobytes())
+    h.update(data.images.contiguous().numpy().astype("<f4").tobytes())
+    return h.hexdigest()
+
+
+def check_fingerprint(run: RunFolder, data: LabeledImages, action: str) -> None:
+    """Refuse (``DataError``) to reuse ``run``'s split on data that is not the data the run was made with."""
+    recorded = (run.read_json(RunFolder.DATA) or {}).get("fingerprint")
+    if recorded is None:
+        log.warning("%s has no data fingerprint (made by an older augkit): the data cannot be checked", run.path.name)
+        return
+    if recorded != fingerprint(data):
+        then = (run.read_json(RunFolder.DATA) or {}).get("images")
+        raise D.DataError(
+            f"cannot {action}: the data is not what {run.path.name} was made with ({then} images then, {len(data)} now, "
+            "or the same count with other images or labels). Its splits.json would put other images in the test "
+            "split, some of them ones the generator trained on. Restore the data as it was, or start a new run")
+
+
+def prepare(resolved: ResolvedRecipe, folder: RunFolder, out: Path, progress: Progress, *, resume: bool = False
+            ) -> dict[str, LabeledImages]:
+    """Load, preprocess and split; write the preview, skipped.csv, data.json and splits.json. Returns the splits.
+
+    ``resume``: ``folder`` is an interrupted run's, and the data must be the data it was made with.
+    """
     recipe = resolved.recipe
     source, prep = resolved.build("dataset"), resolved.build("preprocessor")
-    if recipe.preview and folder.writer:
+    if recipe.preview and folder.writer and not resume:
         write_preview(source, prep, recipe.preview, folder.file(RunFolder.PREVIEW))
     loaded = load_data(resolved, source, prep, out, progress)
+    if resume:
+        check_fingerprint(folder, loaded.data, f"resume {folder.path.name}")
     if loaded.skipped:
         folder.write_csv(RunFolder.SKIPPED, [{"sample": k, "reason": r} for k, r in loaded.skipped])
     parts, split = split_data(resolved, loaded)
@@ -69,6 +99,7 @@ def data_summary(full: LabeledImages, splits: dict[str, LabeledImages], loaded: 
     return {
         "classes": full.classes,
         "images": len(full),
+        "fingerprint": fingerprint(full),
         "skipped": len(loaded.skipped),
         "cache_hit": loaded.cache_hit,
         "splits": {

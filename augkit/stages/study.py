@@ -32,7 +32,6 @@ from torch import Tensor
 
 from augkit.compute import distributed
 from augkit.config import regimes as regime_table
-from augkit.extension import keys
 from augkit.outputs import comparisons
 from augkit.outputs import metrics as M
 from augkit.outputs import stats
@@ -246,9 +245,13 @@ def check(resolved) -> None:
     budget(resolved, LabeledImages(torch.zeros(1, 1, 1, 1), torch.zeros(1, dtype=torch.long), ["x"]))
 
 
-def _hashed(groups: list[str] | None) -> list[str] | None:
-    """Test patients as keyed hashes: the analysis needs which images share a patient, never who."""
-    return None if groups is None else [keys.path_digest(f"patient:{g}") for g in groups]
+def _patients(groups: list[str] | None) -> list[str] | None:
+    """Test patients numbered in order of first appearance (``t1``, ``t2``, ...): the analysis needs which
+    images share a patient, never who; the numbers are the same in every process, unlike the salted ids."""
+    if groups is None:
+        return None
+    number: dict[str, int] = {}
+    return [f"t{number.setdefault(g, len(number) + 1)}" for g in groups]
 
 
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages,
@@ -321,7 +324,7 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     for part in parts:
         done.update(part)
     runs: dict[str, list[dict]] = {}
-    predictions = comparisons.Predictions(list(test.classes), y_true, _hashed(test.groups))
+    predictions = comparisons.Predictions(list(test.classes), y_true, _patients(test.groups))
     curves = []
     for j, (regime, g, seed) in enumerate(jobs):
         run, proba, rows = done[j]

@@ -46,6 +46,17 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, cli):
     assert losses(broken) == losses(straight) and len(losses(broken)) == 3
 
 
+def test_resume_refuses_data_that_changed_since_the_run_began(tmp_path, cli):
+    with pytest.raises(Interrupt):
+        run(augkit.load_recipe(TINY), tmp_path, progress=interrupt_generator_at(15))
+    (broken,) = tmp_path.glob("tiny-*")
+    recipe = broken / "recipe.yaml"  # the phantom data the run reads now has one virus image fewer
+    recipe.write_text(recipe.read_text().replace("virus: 12", "virus: 11"))
+    out = cli("resume", broken, expect=2).output
+    assert "cannot resume" in out and "60 images then, 59 now" in out and "Traceback" not in out
+    assert not (broken / "metrics.json").exists()
+
+
 def test_resume_refuses_a_finished_run(tmp_path, cli):
     done = run(augkit.load_recipe(TINY), tmp_path)
     assert "already finished" in cli("resume", done, expect=2).output

@@ -145,6 +145,12 @@ def test_evaluate_generates_and_audits_what_larger_ratios_need(two_runs, cli):
     assert audit and (out / "audit" / "flags.csv").is_file()
 
 
+def test_evaluate_refuses_data_that_is_not_the_runs(two_runs, cli):
+    run_dir, _ = two_runs[0]
+    out = cli("evaluate", run_dir, "--set", "dataset.options.counts.virus=13", expect=2).output
+    assert "cannot evaluate" in out and "60 images then, 61 now" in out and "Traceback" not in out
+
+
 def test_report_has_every_section(two_runs):
     run_dir, _ = two_runs[0]
     page = (run_dir / "report.html").read_text()
