@@ -45,7 +45,6 @@ def run(
     recipe = resolved.recipe
     out = Path(out)
     here = distributed.world()
-    study.check(resolved)
     if here.size > 1:
         check_distributed(resolved)
     folder = _folder(resume or (RunFolder.new(out, recipe.name or "run").path if here.main else None), resume)
@@ -92,7 +91,6 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
     resolved = load_recipe(run.file(RunFolder.RECIPE), overrides, registry)
     recipe = resolved.recipe
     here = distributed.world()  # under torchrun: the study's trainings are shared out, rank 0 writes
-    study.check(resolved)
     if here.size > 1:
         study.study_mode(resolved, here.size)
     folder = _folder(RunFolder.new(run.file(RunFolder.EVALUATIONS), "evaluation").path if here.main else None, None)

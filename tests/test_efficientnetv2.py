@@ -92,3 +92,37 @@ def test_each_epoch_sees_every_image_once_in_a_seeded_order(tiny_images, monkeyp
     assert not torch.equal(batches[0], batches[1])  # another epoch, another order
     assert not torch.equal(batches[0], batches[4])  # another seed, another order
     assert not torch.equal(batches[1], batches[4])  # seed 1's first epoch is not seed 0's second
+
+
+def test_a_step_budget_gives_every_training_set_the_same_steps_and_validation_points(tiny_images, monkeypatch):
+    """evaluation.budget: steps. 8 and 24 images train for the steps 8 images take over 3 epochs; with
+    no budget the 24 take three times as many."""
+    counted = []
+    step = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: (counted.append(1), step(self, *a, **k))[1])
+
+    def steps(data, budget):
+        counted.clear()
+        clf = EfficientNetV2(variant="test_efficientnet", epochs=3, min_epochs=3, batch_size=4)
+        rows = list(clf.fit(data, tiny_images, seed=0, steps=budget))
+        return len(counted), [r["optimizer_steps"] for r in rows]
+
+    small, large = tiny_images.subset(range(8)), tiny_images
+    budget = EfficientNetV2(variant="test_efficientnet", epochs=3, batch_size=4).budget_steps(len(small))
+    assert budget == 6
+    assert steps(small, budget) == steps(large, budget) == (6, [2, 4, 6])
+    assert steps(large, None) == (18, [6, 12, 18])  # equal epochs: the larger set gets more steps
+    assert EfficientNetV2.trains_to_budget()
+
+
+def test_a_step_budget_runs_on_through_shuffles_seeing_every_image(tiny_images, monkeypatch):
+    from augkit_plugins.efficientnetv2 import classifier as module
+
+    seen = []
+    augment = module._augment
+    monkeypatch.setattr(module, "_augment", lambda x, *a, **k: (seen.append(x.clone()), augment(x, *a, **k))[1])
+    clf = EfficientNetV2(variant="test_efficientnet", epochs=2, min_epochs=2, batch_size=8)
+    list(clf.fit(tiny_images.subset(range(16)), tiny_images, seed=0, steps=4))  # 2 rounds of 2 steps, 2 per shuffle
+    assert len(seen) == 4 and not torch.equal(seen[0], seen[2])
+    first = sorted(map(tuple, torch.cat(seen[:2]).flatten(1)[:, :4].tolist()))
+    assert first == sorted(map(tuple, tiny_images.images[:16].flatten(1)[:, :4].tolist()))

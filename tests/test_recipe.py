@@ -225,3 +225,14 @@ def test_regime_names_parse_through_the_table():
     for bad in ("fake+real@R", "real@2", "nope"):
         with pytest.raises(ValueError):
             regimes.parse(bad)
+
+
+def test_a_step_budget_needs_a_classifier_that_can_train_to_one():
+    reg = augkit.get_plugin_manager(extra=[plugin_module(
+        "only_here", register_classifiers=lambda register: register("fake-classifier", FakeClassifier))])
+    recipe = base(classifier={"name": "fake-classifier"}, feature_extractor={"name": "pixels"})
+    with pytest.raises(RecipeError, match="evaluation.budget: 'steps', but the 'fake-classifier' classifier cannot "
+                                          "train to a step budget .* set evaluation.budget: epochs"):
+        load_recipe(recipe, registry=reg)
+    resolved = load_recipe({**recipe, "evaluation": {"budget": "epochs"}}, registry=reg)
+    assert resolved.recipe.evaluation.budget == "epochs" and not FakeClassifier.trains_to_budget()

@@ -301,6 +301,9 @@ def load_recipe(
             plugins[section] = (cls, cls.Options.model_validate(options, context={"registry": registry}))
         except ValidationError as exc:
             problems.extend(_describe(exc, cls.Options, prefix=f"{section}.options"))
+        if section == "classifier" and recipe.evaluation.budget == "steps" and not cls.trains_to_budget():
+            problems.append(f"evaluation.budget: 'steps', but the {spec.name!r} classifier cannot train to a step "
+                            "budget (it does not implement budget_steps): set evaluation.budget: epochs")
     if problems:
         raise RecipeError(problems, label)
     return ResolvedRecipe(recipe, plugins, registry)

@@ -202,6 +202,11 @@ class Classifier(Plugin):
         epochs over ``train``.
         """
 
+    @classmethod
+    def trains_to_budget(cls) -> bool:
+        """Whether the plugin implements :meth:`budget_steps` (and so ``fit(..., steps=...)``)."""
+        return cls.budget_steps is not Classifier.budget_steps
+
     def budget_steps(self, n_images: int) -> int | None:
         """The optimizer steps ``fit`` takes over ``n_images`` images at its most epochs, or None.
 

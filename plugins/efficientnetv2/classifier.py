@@ -212,8 +212,8 @@ class EfficientNetV2(augkit.Classifier):
                 best, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
             else:
                 waited += 1
-            yield {"step": epoch, "train_loss": float(total[0] / total[1].clamp_min(1)), "val_loss": val_loss,
-                   "val_acc": val_acc}
+            yield {"step": epoch, "optimizer_steps": epoch * per_round,
+                   "train_loss": float(total[0] / total[1].clamp_min(1)), "val_loss": val_loss, "val_acc": val_acc}
             if waited >= o.patience and epoch >= o.min_epochs:
                 break
         model.load_state_dict(best_state)  # the paper's early stopping: keep the best epoch
