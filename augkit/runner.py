@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from augkit.compute import distributed
-from augkit.config.recipe import ResolvedRecipe, load_recipe
+from augkit.config.recipe import RecipeError, ResolvedRecipe, load_recipe
 from augkit.outputs import report, run_report
 from augkit.outputs.environment import environment
 from augkit.outputs.progress import Progress, no_progress
@@ -63,6 +63,9 @@ def run(
             generator, checkpoint = train_generator(resolved, train, val, folder, progress, resume=bool(resume))
         with _timed(timings, "sample"):
             pool, needs, audited = sample_synthetic(resolved, generator, checkpoint, train, val, folder, progress)
+        if recipe.evaluation.generator_seeds > 1:
+            with _timed(timings, "generators (extra seeds)"):
+                pool = {recipe.seed: pool, **_extra_generators(resolved, train, val, folder, progress, bool(resume))}
         with _timed(timings, "classifiers"):
             seeds = _seeds(resolved)
             metrics = study.evaluate(resolved, train, val, test, pool, needs, folder, progress,
@@ -101,10 +104,20 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         prepare.check_fingerprint(run, loaded.data, f"evaluate {run.path.name}")
         split = run.read_json(RunFolder.SPLITS)
         train, val, test = (loaded.data.subset(split[k]) for k in ("train", "val", "test"))
-        checkpoint = checkpoint_used(run)
-        generator = resolved.plugins["generator"][0].load(checkpoint)
-        log.info("evaluating %s with the generator of %s", run.path.name, checkpoint.name)
-        pool, needs = regenerate_pool(resolved, generator, run, train, val, folder, progress)
+        pools, made = {}, load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry)  # without the overrides
+        for seed in generator_seeds(resolved):
+            trained = run if seed == recipe.seed else RunFolder(run.path / RunFolder.GENERATORS / f"seed-{seed}")
+            if not trained.exists(RunFolder.CHECKPOINTS):
+                raise RecipeError([f"evaluation.generator_seeds: {recipe.evaluation.generator_seeds}, but {run.path.name} "
+                                   f"has no generator trained with seed {seed} (evaluate trains no generator): ask "
+                                   "for at most the generator seeds the run trained"])
+            checkpoint = checkpoint_used(trained)
+            generator = resolved.plugins["generator"][0].load(checkpoint)
+            log.info("evaluating %s with the generator of %s (seed %d)", run.path.name, checkpoint.name, seed)
+            sub = folder if seed == recipe.seed else folder.generator_seed(seed)
+            pools[seed], needs = regenerate_pool(resolved.with_seed(seed), generator, trained, train, val, sub, progress,
+                                                 original=made.with_seed(seed).recipe)
+        pool = pools[recipe.seed] if len(pools) == 1 else pools
         metrics = study.evaluate(resolved, train, val, test, pool, needs, folder, progress,
                                  regimes=recipe.evaluation.all_regimes(), seeds=_seeds(resolved))
         if not here.main:
@@ -113,6 +126,31 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
                       warnings=metrics["warnings"], csv=False)
         run_report.write(run.path, folder.path)
     return folder.path
+
+
+def generator_seeds(resolved: ResolvedRecipe) -> list[int]:
+    """The seeds of the generator trainings: the recipe's, then seed + 1000, seed + 2000, ..."""
+    recipe = resolved.recipe
+    return [recipe.seed + 1000 * g for g in range(recipe.evaluation.generator_seeds)]
+
+
+def _extra_generators(resolved: ResolvedRecipe, train, val, folder: RunFolder, progress: Progress, resume: bool
+                      ) -> dict[int, object]:
+    """Train, sample and audit the extra generators, each in ``generators/seed-<s>/``; their pools by seed."""
+    pools = {}
+    for seed in generator_seeds(resolved)[1:]:
+        sub, again = folder.generator_seed(seed), resolved.with_seed(seed)
+        log.info("generator seed %d (evaluation.generator_seeds) in %s", seed, sub.path.relative_to(folder.path))
+        with _labelled(progress, f"g{seed} ") as labelled:
+            generator, checkpoint = train_generator(again, train, val, sub, labelled, resume=resume)
+            pools[seed], _, _ = sample_synthetic(again, generator, checkpoint, train, val, sub, labelled)
+    return pools
+
+
+@contextmanager
+def _labelled(progress: Progress, prefix: str):
+    """``progress`` with every description prefixed (which generator training a bar belongs to)."""
+    yield lambda iterable, description="", total=None: progress(iterable, prefix + description, total)
 
 
 def check_distributed(resolved: ResolvedRecipe) -> None:

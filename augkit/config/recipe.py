@@ -210,6 +210,10 @@ class ResolvedRecipe:
         cls, options = self.plugins[section]
         return cls(options)
 
+    def with_seed(self, seed: int) -> ResolvedRecipe:
+        """The same recipe with another ``seed`` (an extra generator training of evaluation.generator_seeds)."""
+        return ResolvedRecipe(self.recipe.model_copy(update={"seed": seed}), self.plugins, self.registry)
+
     def to_dict(self) -> dict[str, Any]:
         """The fully resolved recipe, every default included: what `recipe.yaml` in a run holds."""
         data = self.recipe.model_dump(mode="json")

@@ -80,6 +80,15 @@ class RunFolder:
                 continue
         raise RuntimeError(f"could not create a new run folder in {out}")
 
+    GENERATORS = "generators"  # generators/seed-<s>/: the extra generator trainings (evaluation.generator_seeds)
+
+    def generator_seed(self, seed: int) -> RunFolder:
+        """The run folder of the generator trained with ``seed`` beside the run's own (created by the writer)."""
+        sub = RunFolder(self.path / self.GENERATORS / f"seed-{seed}", writer=self.writer)
+        if self.writer:
+            sub.path.mkdir(parents=True, exist_ok=True)
+        return sub
+
     def file(self, name: str) -> Path:
         return self.path / name
 

@@ -90,7 +90,7 @@ def sample_synthetic(resolved: ResolvedRecipe, generator: Generator, checkpoint:
 
 
 def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFolder, train: LabeledImages,
-                    val: LabeledImages, folder: RunFolder, progress: Progress
+                    val: LabeledImages, folder: RunFolder, progress: Progress, *, original: Recipe | None = None
                     ) -> tuple[LabeledImages, dict[str, list[int]]]:
     """A finished run's pool generated again, plus what a larger evaluation needs.
 
@@ -99,11 +99,13 @@ def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFold
     overrides) needs more images of a class than that, new batches whose seeds follow the run's
     last one, audited like the run's when the recipe audits (``audit.json`` and ``audit/`` of the
     evaluation folder then describe these extra images). ``synthetic_seeds.json`` in ``folder``
-    records which batch seeds the pool holds.
+    records which batch seeds the pool holds. ``original``: the recipe ``run``'s generator was trained and
+    sampled with (default: ``run``'s recipe.yaml, without the evaluation's overrides).
     """
     recipe = resolved.recipe
     needs, _ = pool_plan(recipe, train)
-    original = load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry).recipe  # without the overrides
+    if original is None:
+        original = load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry).recipe
     if run.exists(RunFolder.FLAGS):
         from augkit import audit  # the audit's maths only when there is an audited set to read
 

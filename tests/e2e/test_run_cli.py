@@ -179,3 +179,25 @@ def test_audit_drops_unfaithful_images_and_evaluate_sees_the_same_pool(tmp_path,
     again = json.loads((evaluation / "metrics.json").read_text())
     # the same kept synthetic images, regenerated from their seeds: the fake regime is reproduced exactly
     assert again["regimes"]["fake"]["runs"] == metrics["regimes"]["fake"]["runs"]
+
+
+def test_generator_seeds_train_the_generator_again_and_the_intervals_cover_it(tmp_path, cli):
+    result = cli("run", EXAMPLES / "tiny.yaml", "--out", tmp_path, "--set", "evaluation.generator_seeds=2",
+                 "--set", "evaluation.regimes=[real,fake+real]", "--set", "evaluation.ratios=[]")
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    extra = run_dir / "generators" / "seed-1000"
+    assert (extra / "checkpoints" / "best.pt").is_file() and (extra / "synthetic" / "manifest.csv").is_file()
+    assert (extra / "checkpoints" / "best.pt").read_bytes() != (run_dir / "checkpoints" / "best.pt").read_bytes()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["generator_seeds"] == [0, 1000]
+    runs = metrics["regimes"]["fake+real"]["runs"]
+    assert [(r["generator_seed"], r["seed"]) for r in runs] == [(0, 0), (0, 1), (1000, 0), (1000, 1)]
+    assert len(metrics["regimes"]["real"]["runs"]) == 2  # no generator, no extra trainings
+    [row] = metrics["comparisons"]
+    assert "generator and classifier seeds" in row["f1"]["covers"] and metrics["not_covered"] == []
+    # one generator: the report says which variance the verdict leaves out
+    one = json.loads((Path(cli("evaluate", run_dir, "--set", "evaluation.generator_seeds=1").stdout.strip()
+                           .splitlines()[-1]) / "metrics.json").read_text())
+    assert one["not_covered"] and "generator training variance" in one["not_covered"][0]
+    refused = cli("evaluate", run_dir, "--set", "evaluation.generator_seeds=3", expect=2).output
+    assert "has no generator trained with seed 2000" in refused
