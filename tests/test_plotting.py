@@ -33,8 +33,8 @@ DRAW_EVERY_FIGURE = textwrap.dedent("""
                        title="losses", keys=("d_loss", "g_loss"))
     report.image_grid(images, out / "grid.png", title="grid", columns=4)
     report.before_after([(np.zeros((10, 12)), images[0].numpy(), "normal")], out / "before_after.png")
-    seeds = {m: {"mean": 0.6, "low": 0.5, "high": 0.7} for m in ("accuracy", "balanced_accuracy", "f1")}
-    regime = {"confusion_matrix": [[3, 1], [0, 4]], "seeds": seeds}
+    interval = {m: {"estimate": 0.6, "low": 0.5, "high": 0.7} for m in ("accuracy", "f1")}
+    regime = {"confusion_matrix": [[3, 1], [0, 4]], "interval": interval, "accuracy": 0.6, "f1": 0.6}
     metrics = {"classes": ["a", "b"], "seeds": [0], "regimes": {"real": regime, "fake+real@1": regime}}
     curves = [{"regime": r, "seed": 0, "step": s, "train_loss": 1.0, "val_loss": 1.1}
               for r in metrics["regimes"] for s in (1, 2)]
