@@ -6,7 +6,7 @@ predictions of every classifier the study trained (:class:`Predictions`, saved a
 them::
 
     from augkit.outputs import comparisons
-    p = comparisons.read_predictions("runs/quickstart-.../predictions.csv")
+    p = comparisons.read_predictions("runs/quickstart-20261125-190000/predictions.csv")
     result = comparisons.analyse(p)
     print("\\n".join(result["verdict"]))
     comparisons.compare_regimes(p, "fake+real", "real+classic", "f1")   # one comparison
