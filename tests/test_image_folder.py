@@ -125,7 +125,7 @@ def test_bad_files_are_ignored_or_refused_by_load(tmp_path, caplog):
     assert samples["a/good_rgba.png"].load().shape == (12, 16, 3)
     for name, message in [
         ("empty.jpg", r"file is empty \(0 bytes\)"),
-        ("text.jpeg", "not a readable JPEG/PNG/BMP/TIFF image: cannot identify"),
+        ("text.jpeg", "not a readable JPEG/PNG/BMP/TIFF image: the file is not a JPEG image, as its extension says"),
         ("truncated.jpg", "not a readable JPEG/PNG/BMP/TIFF image: .*truncated"),
         ("dot.png", "image is 1x1 pixels; at least 8x8 is needed"),
         ("strip.png", "image is 100x4 pixels"),

@@ -50,3 +50,21 @@ def test_locate_finds_the_skipped_file_behind_a_key(tmp_path, monkeypatch, cli):
     assert "no file under" in result.output
     assert "not a sample key" in cli("locate", "virus/MRN-779", "--root", tmp_path, expect=2).output
 
+
+
+def test_an_empty_short_or_shared_secret_is_replaced_not_accepted(tmp_path, monkeypatch, caplog):
+    """An empty secret (a write that failed after create) would make every key computable by anyone."""
+    for name, content, mode in (("empty", b"", 0o600), ("short", b"x" * 5, 0o600), ("shared", b"s" * 32, 0o644)):
+        secret = tmp_path / name / "sample-key"
+        secret.parent.mkdir()
+        secret.write_bytes(content)
+        secret.chmod(mode)
+        monkeypatch.setenv(keys.KEY_FILE_ENV, str(secret))
+        with caplog.at_level("WARNING", logger="augkit"):
+            digest = keys.path_digest("virus/a.png")
+        assert len(secret.read_bytes()) == 32 and secret.read_bytes() != content
+        assert secret.stat().st_mode & 0o777 == 0o600
+        assert digest == keys.path_digest("virus/a.png")
+        assert "replaced by a new one" in caplog.text and str(tmp_path) not in caplog.text
+        caplog.clear()
+    assert not list(tmp_path.rglob("*.tmp"))  # created through a temporary file, which is gone

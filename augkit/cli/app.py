@@ -11,7 +11,10 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Class-conditional GAN augmentation, measured.")
+# pretty_exceptions_show_locals off: a traceback must never print local variables (lists of patient
+# folders, DICOM headers) whatever typer version is installed
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="Class-conditional GAN augmentation, measured.")
 err = Console(stderr=True)
 
 RecipeArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="recipe YAML file")]

@@ -27,7 +27,7 @@ def run(
         rank0_output(here)
         try:
             run_dir = run_recipe(resolved, out, progress=rich_progress(err) if here.main else no_progress)
-        except DataError as exc:
+        except (DataError, FolderInUse) as exc:
             fail(str(exc))
     if not here.main:
         return
@@ -48,6 +48,7 @@ def resume(
         fail(f"{run_dir} has no recipe.yaml: is it an augkit run folder?")
     if folder.exists(RunFolder.METRICS):
         fail(f"{run_dir} already finished (metrics.json exists); start a new run with `augkit run {recipe}`")
+    from augkit.outputs.run_folder import FolderInUse
     from augkit.stages.data import DataError
 
     resolved = load(recipe, [])
@@ -56,7 +57,7 @@ def resume(
         try:
             run_recipe(resolved, run_dir.parent, progress=rich_progress(err) if here.main else no_progress,
                        resume=run_dir)
-        except DataError as exc:
+        except (DataError, FolderInUse) as exc:
             fail(str(exc))
     if not here.main:
         return

@@ -14,7 +14,9 @@ import hashlib
 import hmac
 import os
 import re
+import logging
 import secrets
+import stat
 from pathlib import Path
 
 KEY_FILE_ENV = "AUGKIT_KEY_FILE"
@@ -24,27 +26,65 @@ def key_file() -> Path:
     return Path(os.environ.get(KEY_FILE_ENV) or Path.home() / ".config" / "augkit" / "sample-key")
 
 
+SECRET_BYTES = 32
+log = logging.getLogger("augkit")
+
+
 @functools.lru_cache(maxsize=None)
 def _secret(path: Path) -> bytes:
     """The secret in ``path``, created (32 random bytes, owner-only) on first use.
 
-    If it cannot be written, a secret for this process alone: keys then differ between runs,
-    which loses nothing but the owner's ability to locate a skipped file later.
+    It is created atomically (written in full to a temporary file, then linked into place, so no
+    process ever reads a partial or empty secret) and checked at every load: exactly 32 bytes and
+    readable by its owner alone. A secret that fails the check would make keys computable (empty)
+    or readable by others: it is replaced, with a warning (keys made with it no longer match). If
+    no secret can be written, one for this process alone: keys then differ between runs, which
+    loses nothing but the owner's ability to locate a skipped file later.
     """
+    for _ in range(3):
+        try:
+            return _checked(path)
+        except FileNotFoundError:
+            pass
+        try:
+            _create(path)
+        except FileExistsError:
+            continue  # another process made it first: read theirs
+        except OSError:
+            break
+    log.warning("augkit's sample-key secret (%s) cannot be kept: keys of this process cannot be located later",
+                KEY_FILE_ENV)
+    return secrets.token_bytes(SECRET_BYTES)
+
+
+def _checked(path: Path) -> bytes:
+    """The secret, if it is sound; a sound replacement (and a warning) if it is not."""
+    mode = path.stat().st_mode
+    data = path.read_bytes()
+    problem = (f"holds {len(data)} bytes instead of {SECRET_BYTES}" if len(data) != SECRET_BYTES
+               else "can be read by other users" if mode & (stat.S_IRWXG | stat.S_IRWXO) else None)
+    if problem is None:
+        return data
+    log.warning("augkit's sample-key secret %s: replaced by a new one (keys in earlier runs' skipped.csv no longer "
+                "locate their files)", problem)
+    path.unlink()
+    _create(path)
+    return _checked(path)
+
+
+def _create(path: Path) -> None:
+    """32 random bytes at ``path``, owner-only, all or nothing; FileExistsError if another process won."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # two processes at once: one wins
         with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
-    except FileExistsError:
-        pass
-    except OSError:
-        return secrets.token_bytes(32)
-    return path.read_bytes()
+            f.write(secrets.token_bytes(SECRET_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)  # atomic, and fails if the secret exists: two processes at once, one wins
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def path_digest(rel: str) -> str:

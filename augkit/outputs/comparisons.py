@@ -105,13 +105,26 @@ def read_predictions(path: Path | str) -> Predictions:
     return Predictions(classes, labels, groups, runs)
 
 
+def pools(p: Predictions, metric: str) -> dict:
+    """The study's pooled training variance of ``metric`` per unit kind (runs; generators), over every regime:
+    the regimes share the classifier, its budget and the test split, and 2 or 3 runs of one regime alone
+    estimate their spread badly (two runs can agree by chance)."""
+    score = stats.metric_fn(metric, len(p.classes))
+    by_kind: dict[str, list[np.ndarray]] = {}
+    for regime in p.runs:
+        units, kind = stats.training_units(np.array([score(p.labels, y) for y in p.predicted(regime)]), p.levels(regime))
+        by_kind.setdefault(kind, []).append(units)
+    return {kind: stats.pooled_variance(units) for kind, units in by_kind.items()}
+
+
 def compare_regimes(p: Predictions, a: str, b: str | None, metric: str = HEADLINE, *, n_boot: int = 2000,
-                    confidence: float = 0.95, seed: int = 0) -> dict:
-    """``a`` against ``b`` (or ``a`` alone with ``b`` None) on one metric: ``augkit.outputs.stats.compare``."""
+                    confidence: float = 0.95, seed: int = 0, pooled: bool = True) -> dict:
+    """``a`` against ``b`` (or ``a`` alone with ``b`` None) on one metric: ``augkit.outputs.stats.compare``,
+    with the training variance pooled over the study's regimes (``pooled``; :func:`pools`)."""
     return stats.compare(
         p.labels, p.predicted(a), None if b is None else p.predicted(b), stats.metric_fn(metric, len(p.classes)),
         groups=p.groups, a_levels=p.levels(a), b_levels=None if b is None else p.levels(b), n_boot=n_boot,
-        confidence=confidence, seed=seed)
+        confidence=confidence, seed=seed, pool=pools(p, metric) if pooled else None)
 
 
 def analyse(p: Predictions, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,

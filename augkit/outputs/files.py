@@ -20,6 +20,9 @@ import numpy as np
 
 
 def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through a temporary file in the same folder (owner-only, as ``mkstemp`` makes it), fsync it,
+    rename it over ``path``, fsync the folder: after a kill or a power cut ``path`` is the old file or the
+    new one, never part of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -32,6 +35,26 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Whatever ``write(file)`` writes, to ``path`` atomically and owner-only (figures of real images)."""
+    _atomic(path, write)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from torch import Tensor
 
+from augkit.extension.names import check_class_name, inside
 from augkit.outputs.files import read_json
 
 FIELDS = [
@@ -105,7 +106,7 @@ class ManifestWriter:
         """The class's next file name, relative to ``out_dir``; its folder is created."""
         n = self._per_class.get(class_name, 0)
         self._per_class[class_name] = n + 1
-        (self.out_dir / class_name).mkdir(exist_ok=True)
+        inside(self.out_dir, check_class_name(class_name, "class")).mkdir(exist_ok=True)
         return Path(class_name) / f"{class_name}_{n:06d}{suffix}"
 
     def add(self, file: Path | str, class_name: str, *, seed: int, index: int, audit_flags: Iterable[str] = ()) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from torch import Tensor
 
 from augkit.config import regimes as regime_table
+from augkit.extension.names import check_class_name, inside
 from augkit.outputs.run_folder import RunFolder
 
 if TYPE_CHECKING:
@@ -27,9 +28,12 @@ def figure(figsize: tuple[float, float], dpi: int = 100) -> Figure:
 
 
 def save(fig: Figure, path: Path) -> None:
-    """Lay the figure out and write it (PNG at the figure's dpi)."""
+    """Lay the figure out and write it (PNG at the figure's dpi), atomically and owner-only: many figures
+    show real images (grids, closest pairs, previews), which are as private as the data."""
+    from augkit.outputs.files import atomic_write_bytes
+
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write_bytes(Path(path), lambda f: fig.savefig(f, format="png"))
 
 
 def _ci(stat: dict | None, scale: float = 1.0, digits: int = 3, signed: bool = False) -> str:
@@ -123,7 +127,9 @@ def write_results_md(
         text += [f"Confusion matrix summed over seeds, {regime} (rows: true {'/'.join(classes)}; columns: predicted):", ""]
         text += ["    " + " ".join(f"{v:5d}" for v in row) for row in m["confusion_matrix"]]
         text.append("")
-    Path(path).write_text("\n".join(text), encoding="utf-8")
+    from augkit.outputs.files import atomic_write_text
+
+    atomic_write_text(Path(path), "\n".join(text))
 
 
 def _budget(metrics: dict) -> str:
@@ -266,4 +272,4 @@ def class_grids(images: Tensor, labels: Tensor, classes: list[str], out_dir: Pat
         chosen = images[labels == c][:per_class]
         if len(chosen):
             kind = "real" if prefix else "synthetic"
-            image_grid(chosen, out_dir / f"{prefix}{name}.png", title=f"{kind}: {name}")
+            image_grid(chosen, inside(out_dir, f"{prefix}{check_class_name(name, 'class')}.png"), title=f"{kind}: {name}")

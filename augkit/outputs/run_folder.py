@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,10 @@ from typing import Any
 from augkit.outputs import files
 
 log = logging.getLogger("augkit")
+
+
+class FolderInUse(RuntimeError):
+    """Another process holds the run folder's lock."""
 
 
 class RunFolder:
@@ -64,6 +69,42 @@ class RunFolder:
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
+
+    LOCK = ".lock"
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder for this process while the block runs; ``FolderInUse`` if another process holds it
+        (two ``augkit resume`` of one run would write the same files). The writer alone locks."""
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks on this platform
+            yield
+            return
+        if not self.writer:
+            yield
+            return
+        fd = os.open(self.path / self.LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderInUse(f"another augkit process is working in {self.path.name}: wait for it to finish "
+                              "(or stop it) before resuming this run") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete the temporary files an interrupted atomic write left (``.<name>.*.tmp``); their count."""
+        if not self.writer:
+            return 0
+        stale = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
 
     @classmethod
     def new(cls, out: Path | str, name: str) -> RunFolder:

@@ -12,6 +12,7 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+from augkit.outputs.files import atomic_write_text
 from augkit.outputs.report import comparisons_table, results_table, verdict_lines
 from augkit.outputs.files import read_json
 from augkit.outputs.run_folder import RunFolder
@@ -294,6 +295,6 @@ def write(run_dir: Path, out_dir: Path | None = None) -> tuple[Path, Path]:
     out_dir = out_dir or run_dir
     content = blocks(run_dir, out_dir)
     md, page = out_dir / RunFolder.REPORT_MD, out_dir / RunFolder.REPORT_HTML
-    md.write_text(to_markdown(content), encoding="utf-8")
-    page.write_text(to_html(content, out_dir), encoding="utf-8")
+    atomic_write_text(md, to_markdown(content))  # owner-only, as the real images embedded in the page
+    atomic_write_text(page, to_html(content, out_dir))
     return md, page

@@ -271,19 +271,44 @@ def _weighted_scores(metric: Metric, y_true: np.ndarray, preds: list[np.ndarray]
     return out
 
 
-def _training_variance(scores: np.ndarray, levels: Sequence | None) -> tuple[float | None, int, str]:
-    """(variance of the regime's mean over its training runs, its degrees of freedom, what it covers).
+GENERATOR_UNITS = "generator and classifier seeds"
+RUN_UNITS = "classifier seeds"
+
+
+def training_units(scores: np.ndarray, levels: Sequence | None) -> tuple[np.ndarray, str]:
+    """A regime's independent training units and what they cover.
 
     ``levels``: the generator seed of each run, or None. With two or more generator seeds the unit is a
-    generator (its runs averaged), which covers generator and classifier variance; otherwise the unit is
-    a run. One unit: no estimate (None).
+    generator (its runs averaged), which covers generator and classifier variance; otherwise a run.
     """
+    scores = np.asarray(scores, dtype=float)
     if levels is not None and len(set(levels)) > 1:
         keys = list(dict.fromkeys(levels))
-        units = np.array([scores[[i for i, lv in enumerate(levels) if lv == key]].mean() for key in keys])
-        covers = "generator and classifier seeds"
-    else:
-        units, covers = scores, "classifier seeds"
+        return np.array([scores[[i for i, lv in enumerate(levels) if lv == key]].mean() for key in keys]), GENERATOR_UNITS
+    return scores, RUN_UNITS
+
+
+def pooled_variance(unit_sets: Sequence[np.ndarray]) -> tuple[float, int] | None:
+    """(pooled variance of one unit, its degrees of freedom) over regimes' units: sum of squares about each
+    regime's own mean / sum of (units - 1), as an analysis of variance pools its error term. None if no
+    regime has two units."""
+    df = sum(len(u) - 1 for u in unit_sets if len(u) > 1)
+    if df == 0:
+        return None
+    return float(sum(((u - u.mean()) ** 2).sum() for u in unit_sets if len(u) > 1) / df), df
+
+
+def _training_variance(scores: np.ndarray, levels: Sequence | None, pool: dict | None
+                       ) -> tuple[float | None, int, str]:
+    """(variance of the regime's mean over its training units, its degrees of freedom, what it covers).
+
+    ``pool`` maps a unit kind to a pooled (variance of one unit, df) (:func:`pooled_variance`); without
+    one for the regime's kind, the regime's own units give it. One unit and no pool: no estimate (None).
+    """
+    units, covers = training_units(scores, levels)
+    if pool and covers in pool and pool[covers] is not None:
+        variance, df = pool[covers]
+        return variance / len(units), df, covers
     if len(units) < 2:
         return None, 0, covers
     return float(units.var(ddof=1) / len(units)), len(units) - 1, covers
@@ -315,6 +340,7 @@ def compare(
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    pool: dict | None = None,
 ) -> dict:
     """Regime ``a``'s mean metric over its training runs, and (with ``b``) its difference from regime ``b``'s.
 
@@ -325,7 +351,10 @@ def compare(
     interval), ``p_value`` (against no difference; with ``b`` only), ``se``, ``df``, the variance parts
     (``training_a``, ``training_b``, ``test``) and ``covers``: the sources of variance the interval
     counts. A regime with one run has no training variance to count: ``covers`` then lacks it, and the
-    interval is the test split's alone.
+    interval is the test split's alone. ``pool``: pooled training variances by unit kind
+    (:func:`pooled_variance` over every regime of the study, keyed ``RUN_UNITS`` / ``GENERATOR_UNITS``):
+    each regime's training variance is then the pooled one over its units, with the pool's degrees of
+    freedom, rather than its own 2 or 3 runs' (which can be 0 by chance).
     """
     if not isinstance(metric, Metric):
         raise TypeError("metric must be an augkit.outputs.stats.Metric (metric_fn(name, n_classes))")
@@ -350,21 +379,27 @@ def compare(
     parts = [(test_var, max(n_clusters - 1, 1))]
     out: dict = {"estimate": estimate, "test": test_var}
     covers = [f"test patients ({n_clusters})" if groups is not None else f"test images ({n_clusters})"]
+    pooled: dict[str, list] = {}  # unit kind -> [variance, df]: one estimate, however many regimes use it
     for name, scores, levels in (("a", a_scores, a_levels), ("b", b_scores, b_levels)):
         if name == "b" and not b_preds:
             continue
-        variance, df, what = _training_variance(scores, levels)
+        variance, df, what = _training_variance(scores, levels, pool)
         if variance is not None:
             # the runs' scores also differ by which test images each happens to get wrong, a part the test
             # bootstrap counts again (it resamples the run-averaged predictions): counted twice, which keeps
             # the test on the safe side (docs/evaluation.md: removing it made the test too liberal)
-            parts.append((variance, df))
+            if pool and pool.get(what) is not None:
+                pooled.setdefault(what, [0.0, df])[0] += variance
+            else:
+                parts.append((variance, df))
             covers.append(what)
         out[f"training_{name}"] = variance
+    parts += [(v, df) for v, df in pooled.values()]
     out.update(_t_interval(estimate, parts, confidence))
+    bound = 0.0 if not b_preds else -1.0  # a metric lies in [0, 1], a difference of two in [-1, 1]
+    out["low"], out["high"] = max(out["low"], bound), min(out["high"], 1.0)
     if not b_preds:
         out.pop("p_value")
-        out["low"], out["high"] = max(out["low"], 0.0), min(out["high"], 1.0)
     out["covers"] = sorted(set(covers), key=covers.index)
     return out
 

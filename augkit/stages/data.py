@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from augkit.outputs.files import atomic_save
+from augkit.extension.names import check_class_name, path_free
 from augkit.extension.roles import DataSource, LabeledImages, Preprocessor, Sample
 from augkit.outputs.progress import Progress, no_progress
 
 log = logging.getLogger("augkit")
 
-CACHE_FORMAT = "2"  # bump when the cached layout or preprocessing semantics change
+CACHE_FORMAT = "3"  # bump when the cached layout or preprocessing semantics change
 
 
 class DataError(ValueError):
@@ -36,6 +37,7 @@ class Loaded:
     sources: list[str | None] = field(default_factory=list)  # the dataset's own split per image, if any
     cache_hit: bool = False
     cache_path: Path | None = None
+    dropped_classes: list[str] = field(default_factory=list)  # classes of the source without a usable image
 
 
 # A fresh secret per process: patient-id hashes cannot be reversed by hashing guessed record
@@ -69,12 +71,18 @@ def _init_worker(prep: Preprocessor) -> None:
 def _prepare(sample: Sample, prep: Preprocessor | None = None) -> tuple[np.ndarray | None, str | None]:
     """Load and preprocess one sample: (image, None) or (None, the reason it is unusable)."""
     try:
-        image = np.array((prep or _worker_prep)(sample.load()), dtype=np.float32)  # a private, writable copy
+        raw = sample.load()
+        if isinstance(raw, np.ndarray) and raw.dtype.kind in "fc" and not np.isfinite(raw).all():
+            raise ValueError("the image holds NaN or infinite values")  # before preprocessing can hide them
+        image = np.array((prep or _worker_prep)(raw), dtype=np.float32)  # a private, writable copy
         if not np.isfinite(image).all():
             raise ValueError("preprocessing produced NaN or infinite values")
         return image, None
-    except Exception as exc:  # any failure of one file is that file's problem, reported by name
-        return None, f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # any failure of one file is that file's problem, reported by its key
+        return None, path_free(f"{type(exc).__name__}: {exc}")
+
+
+
 
 
 def _prepared(samples: list[Sample], prep: Preprocessor, workers: int) -> Iterator[tuple[np.ndarray | None, str | None]]:
@@ -97,6 +105,8 @@ def _picklable(*objects: object) -> bool:
 
 def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, strict: bool, workers: int) -> Loaded:
     with _data_errors():
+        for name in source.classes:  # folder names, label_map, labels_csv, class_order: all end here
+            check_class_name(name, "dataset class (a class folder, or a label_map / labels_csv / class_order entry)")
         samples = list(source.samples())
     images, labels, groups, sources, skipped = [], [], [], [], []
     results = _prepared(samples, prep, workers)
@@ -115,8 +125,27 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
         sources.append(sample.meta.get("source_split"))
     if not images:
         raise DataError(f"no usable images: all {len(samples)} samples were skipped or the source yielded none")
-    data = LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), list(source.classes), groups)
-    return Loaded(data, skipped, sources)
+    classes, labels, empty = _without_empty(list(source.classes), labels)
+    if empty:
+        message = (f"class{'es' if len(empty) > 1 else ''} {', '.join(empty)} "
+                   f"{'have' if len(empty) > 1 else 'has'} no usable image: left out, the models learn "
+                   f"{len(classes)} classes ({', '.join(classes)})")
+        if strict:
+            raise DataError(f"{message} (strict mode stops; remove the empty folder or add images)")
+        log.warning("%s", message)
+    data = LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes, groups)
+    return Loaded(data, skipped, sources, dropped_classes=empty)
+
+
+def _without_empty(classes: list[str], labels: list[int]) -> tuple[list[str], list[int], list[str]]:
+    """(classes that have images, labels renumbered to them, the empty classes)."""
+    counts = np.bincount(labels, minlength=len(classes))
+    if len(classes) - int((counts == 0).sum()) < 2 and (counts == 0).any():
+        raise DataError(f"only {', '.join(c for c, n in zip(classes, counts) if n)} has usable images: a classifier "
+                        "needs at least two classes")
+    kept = [c for c, n in zip(classes, counts) if n]
+    number = {old: new for new, old in enumerate(i for i, n in enumerate(counts) if n)}
+    return kept, [number[y] for y in labels], [c for c, n in zip(classes, counts) if not n]
 
 
 def load_and_preprocess(
@@ -140,7 +169,8 @@ def load_and_preprocess(
             data = LabeledImages(blob["images"], blob["labels"], blob["classes"], blob["groups"])
             skipped = [tuple(s) for s in blob["skipped"]]
             log.info("preprocess: cache hit, %d images from %s", len(data), path)
-            return Loaded(data, skipped, blob["sources"], cache_hit=True, cache_path=path)
+            return Loaded(data, skipped, blob["sources"], cache_hit=True, cache_path=path,
+                          dropped_classes=list(blob.get("dropped_classes", [])))
     loaded = _preprocess_all(source, prep, progress, strict, workers or os.cpu_count() or 1)
     loaded.cache_path = path
     if path is not None:
@@ -152,6 +182,7 @@ def load_and_preprocess(
             "groups": data.groups,
             "skipped": [list(s) for s in loaded.skipped],
             "sources": loaded.sources,
+            "dropped_classes": loaded.dropped_classes,
         }
         atomic_save(blob, path)
     return loaded
@@ -163,4 +194,4 @@ def _data_errors():
     try:
         yield
     except (ValueError, OSError) as exc:
-        raise DataError(f"dataset: {exc}") from exc
+        raise DataError(f"dataset: {path_free(str(exc)) if isinstance(exc, OSError) else exc}") from exc

@@ -90,7 +90,12 @@ def _judge(resolved: ResolvedRecipe, train: LabeledImages, val: LabeledImages, f
 
 
 class Checkpointer:
-    """At a checkpoint step: save ``last.pt``, score (``best.pt`` when best so far), draw a grid, write the logs."""
+    """At a checkpoint step: score (``best.pt`` when best so far), draw a grid, write the logs, save ``last.pt``.
+
+    ``last.pt`` is the commit point, written last: a kill before it resumes from the previous
+    checkpoint, whose logs are cut back to its step and whose later steps (scores, ``best.pt``
+    included) are computed again, identically; a kill after it finds every file of the step written.
+    """
 
     def __init__(self, folder: RunFolder, generator: Generator, scorer: Scorer | None, history: History, *,
                  classes: list[str], seed: int):
@@ -100,7 +105,6 @@ class Checkpointer:
 
     def __call__(self, step: int) -> None:
         folder, history = self.folder, self.history
-        self.generator.save(folder.file(RunFolder.LAST))
         if self.scorer is not None:
             score = {"step": step, **self.scorer(self.generator)}
             if not history.scores or score["score"] > max(s["score"] for s in history.scores):
@@ -111,6 +115,7 @@ class Checkpointer:
                           title=f"iteration {step}: rows of 8 per class ({', '.join(self.classes)})")
         folder.write_csv(RunFolder.LOSSES, history.rows)
         folder.write_json(RunFolder.SELECTION, history.selection())
+        self.generator.save(folder.file(RunFolder.LAST))
 
 
 def _choose(cls: type[Generator], generator: Generator, folder: RunFolder, history: History

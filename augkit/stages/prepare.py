@@ -11,6 +11,7 @@ from pathlib import Path
 
 from augkit.compute import distributed
 from augkit.config.recipe import ResolvedRecipe
+from augkit.extension.names import path_free
 from augkit.extension.roles import DataSource, LabeledImages, Preprocessor
 from augkit.outputs import report
 from augkit.outputs.progress import Progress
@@ -89,6 +90,9 @@ def prepare(resolved: ResolvedRecipe, folder: RunFolder, out: Path, progress: Pr
         check_fingerprint(folder, loaded.data, f"resume {folder.path.name}")
     if loaded.skipped:
         folder.write_csv(RunFolder.SKIPPED, [{"sample": k, "reason": r} for k, r in loaded.skipped])
+    if loaded.dropped_classes:
+        folder.warn(f"left out class{'es' if len(loaded.dropped_classes) > 1 else ''} "
+                    f"{', '.join(loaded.dropped_classes)}: no usable image (the models learn {', '.join(loaded.data.classes)})")
     parts, split = split_data(resolved, loaded)
     folder.write_json(RunFolder.DATA, data_summary(loaded.data, parts, loaded))
     folder.write_json(RunFolder.SPLITS, {k: getattr(split, k).tolist() for k in ("train", "val", "test")})
@@ -112,13 +116,18 @@ def data_summary(full: LabeledImages, splits: dict[str, LabeledImages], loaded: 
 def write_preview(source: DataSource, prep: Preprocessor, n: int, path: Path) -> None:
     """Raw images beside their preprocessed form, spread over the classes, to check the crop."""
     samples = list(source.samples())
-    per_class = -(-n // max(len(source.classes), 1))
-    chosen = [s for c in range(len(source.classes)) for s in [x for x in samples if x.label == c][:per_class]][:n]
+    by_class = [[x for x in samples if x.label == c] for c in range(len(source.classes))]
+    per_class = -(-n // max(sum(1 for c in by_class if c), 1))
     pairs = []
-    for s in chosen:
-        try:
-            raw = s.load()
-            pairs.append((raw, prep(raw), f"{source.classes[s.label]}"))
-        except Exception as exc:  # the preprocessing stage reports bad files; the preview skips them
-            log.info("preview: %s not shown (%s)", s.key, exc)
+    for candidates in by_class:
+        shown = 0
+        for s in candidates[: 4 * per_class]:  # the first readable ones: bad files are reported by the preprocessing
+            if shown == per_class or len(pairs) == n:
+                break
+            try:
+                raw = s.load()
+                pairs.append((raw, prep(raw), f"{source.classes[s.label]}"))
+                shown += 1
+            except Exception as exc:
+                log.info("preview: %s not shown (%s)", s.key, path_free(str(exc)))
     report.before_after(pairs, path)

@@ -21,6 +21,7 @@ import yaml
 from augkit.compute import distributed
 from augkit.config.defaults import DEFAULT_PLUGINS
 from augkit.config.recipe import Recipe, ResolvedRecipe, load_recipe
+from augkit.extension.names import check_class_name
 from augkit.extension.registry import Registry, get_plugin_manager
 from augkit.extension.roles import Exporter, Generator, LabeledImages
 from augkit.outputs import report
@@ -145,9 +146,12 @@ def load_checkpoint(checkpoint: Path, generator: str | None = None, registry: Re
         generator = ((recipe or {}).get("generator") or {}).get("name") or DEFAULT_PLUGINS["generator"]
     cls = (registry or get_plugin_manager()).get("generator", generator)
     try:
-        return generator, cls.load(checkpoint)
+        loaded = cls.load(checkpoint)
     except Exception as exc:
         raise ValueError(f"{checkpoint}: cannot be loaded by the {generator!r} generator: {exc}") from exc
+    for name in loaded.classes:  # they name the folders augkit generate writes
+        check_class_name(name, f"{checkpoint.name}: class")
+    return generator, loaded
 
 
 def export_generated(name: str, generator: Generator, checkpoint: Path, class_name: str, n: int, out: Path,

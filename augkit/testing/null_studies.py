@@ -57,3 +57,16 @@ def study(rng: np.random.Generator, shape: StudyShape, difference: float = 0.0):
     """(labels, groups, a's runs, b's runs): one simulated two-regime study on a fresh test split."""
     labels, groups, difficulty = test_split(rng, shape)
     return labels, groups, runs(rng, shape, labels, difficulty, difference=difference), runs(rng, shape, labels, difficulty)
+
+
+def p_value(labels: np.ndarray, groups: np.ndarray, a: list[np.ndarray], b: list[np.ndarray], metric, *,
+            n_boot: int = 200, seed: int = 0, pooled: bool = True) -> float:
+    """The p-value augkit's study gives ``a`` against ``b``: ``augkit.outputs.stats.compare``, with the
+    training variance pooled over the two regimes as ``augkit.outputs.comparisons`` pools it over a study's."""
+    from augkit.outputs import stats
+
+    pool = None
+    if pooled:
+        scores = [np.array([metric(labels, p) for p in runs]) for runs in (a, b)]
+        pool = {stats.RUN_UNITS: stats.pooled_variance(scores)}
+    return stats.compare(labels, a, b, metric, groups=groups, n_boot=n_boot, seed=seed, pool=pool)["p_value"]

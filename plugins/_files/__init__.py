@@ -21,7 +21,14 @@ from augkit_plugins._files.discovery import (
     sample_key,
     walk_files,
 )
-from augkit_plugins._files.images import IMAGE_SUFFIXES, MIN_SIDE, check_size, clean_message, read_image
+from augkit_plugins._files.images import (
+    IMAGE_SUFFIXES,
+    MIN_SIDE,
+    check_regular,
+    check_size,
+    clean_message,
+    read_image,
+)
 from augkit_plugins._files.labels import (
     LabelledFileOptions,
     LabelTable,
@@ -47,6 +54,7 @@ __all__ = [
     "label_files",
     "patient_from",
     "read_image",
+    "check_regular",
     "reject",
     "relative",
     "resolve_classes",

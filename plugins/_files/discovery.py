@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,6 +15,9 @@ import augkit
 from augkit.extension import keys
 
 IGNORED_FOLDERS = frozenset({"__MACOSX"})  # macOS zip resource forks
+
+
+log = logging.getLogger("augkit")
 
 
 def is_hidden(name: str) -> bool:
@@ -35,15 +40,27 @@ def walk_files(folder: Path, suffixes: Iterable[str] | None = None) -> list[Path
     """Every non-hidden file below ``folder`` (recursively), sorted; ``suffixes`` lower-case, with dot.
 
     A suffix may be compound (``.nii.gz``): the test is ``name.lower().endswith(suffix)``.
+    Symlinked folders are followed (each real folder once, so a link loop ends); folders that
+    cannot be read are counted in a warning (no path). Non-regular files and dangling links are
+    listed like any file: reading them refuses them, so they reach skipped.csv with a reason.
     """
     ends = None if suffixes is None else tuple(s.lower() for s in suffixes)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    found, seen, unreadable = [], set(), []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=unreadable.append):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a link back to a folder already walked
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
         for name in filenames:
             if is_hidden(name) or (ends is not None and not name.lower().endswith(ends)):
                 continue
             found.append(Path(dirpath) / name)
+    if unreadable:
+        log.warning("%d folder%s under the data root could not be read (%s): their files are not used",
+                    len(unreadable), "s" if len(unreadable) > 1 else "",
+                    ", ".join(sorted({e.strerror or type(e).__name__ for e in unreadable})))
     return sorted(found)
 
 
@@ -66,6 +83,11 @@ def reject(reason: str) -> None:
 
 def _file_digest(path: Path) -> bytes:
     h = hashlib.sha256()
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return b"not-a-regular-file"  # a FIFO would block the read; it is skipped when loaded
+    except OSError as exc:
+        return f"unreadable:{exc.errno}".encode()
     try:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
@@ -94,6 +116,9 @@ class FileSourceOptions(augkit.DataSource.Options):
     """Options every file-based data source has: where the files are, and whether to name them."""
 
     root: Path = Field(description="The folder that holds the data set.")
+    max_pixels: int = Field(
+        50_000_000, ge=64, description="refuse (skip, with the reason) an image or frame of more pixels than this, read "
+        "from its header before anything is decoded: a small file can claim a huge image")
     reveal_file_names: bool = Field(
         False,
         description=(

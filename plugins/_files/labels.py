@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from augkit.extension.names import check_class_name
+
 from augkit_plugins._files.discovery import FileSourceOptions, is_hidden, relative
 
 log = logging.getLogger("augkit")
@@ -42,6 +44,7 @@ class LabelTable:
                     continue
                 if not raw or not label:
                     raise ValueError(f"{csv_path.name} line {line}: both 'path' and 'label' are needed")
+                check_class_name(label, f"{csv_path.name} line {line}: label")
                 rel = self.normalise(raw, csv_path.name, line)
                 if self.labels.get(rel, label) != label:
                     raise ValueError(
@@ -111,7 +114,7 @@ class LabelledFileOptions(FileSourceOptions):
         None,
         description=(
             "CSV with a header 'path,label'; path is relative to root and names a file or a folder whose "
-            "files all get that label. A relative labels_csv is looked up as given, then under root."
+            "files all get that label. A relative labels_csv is looked up under root, then as given."
         ),
     )
     class_order: list[str] | None = Field(
@@ -126,6 +129,8 @@ class LabelledFileOptions(FileSourceOptions):
                 raise ValueError("class_order must list at least one non-empty class name")
             if len(set(value)) != len(value):
                 raise ValueError(f"class_order lists a class twice: {value}")
+            for name in value:
+                check_class_name(name, "class_order")
         return value
 
     @model_validator(mode="after")
@@ -146,12 +151,13 @@ class LabelledFileOptions(FileSourceOptions):
 
     @property
     def csv_path(self) -> Path | None:
-        """The labels CSV: ``labels_csv`` as given, else under ``root``; None if neither is a file."""
+        """The labels CSV: a relative ``labels_csv`` under ``root`` first (the data's own), else as given
+        (relative to the current folder); None if neither is a file."""
         if self.labels_csv is None:
             return None
         path = Path(self.labels_csv).expanduser()
-        if not path.is_file() and not path.is_absolute():
-            path = self.root / path
+        if not path.is_absolute() and (self.root / path).is_file():
+            return self.root / path
         return path if path.is_file() else None
 
 

@@ -6,6 +6,7 @@ Module-level functions only, so a sample's ``load`` (a ``functools.partial`` of
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -30,6 +31,11 @@ WINDOWS = {
     "ct-brain": (40.0, 80.0),
     "ct-bone": (400.0, 1800.0),
 }
+
+
+# pydicom logs through its own logger, which reaches the root logger (and a run's handlers): its
+# messages quote element values (a name, an id). Only errors, and those without values, are ours to give.
+logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 
 
 @contextmanager

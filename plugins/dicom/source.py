@@ -23,8 +23,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 import augkit
+from augkit.extension.names import path_free
 from augkit_plugins._files import (
     LabelledFileOptions,
+    check_regular,
+    clean_message,
     content_fingerprint,
     label_files,
     reject,
@@ -35,7 +38,7 @@ from augkit_plugins.dicom.pixels import SUFFIXES, has_preamble, is_dicomdir, loa
 
 log = logging.getLogger("augkit")
 
-LOADER_VERSION = 1  # bump when loading changes, so cached preprocessed data is rebuilt
+LOADER_VERSION = 2  # bump when loading changes, so cached preprocessed data is rebuilt
 LAYOUT = "ROOT/<class>/**/<DICOM files> (labels_from: folders) or a labels_csv with columns path,label"
 
 
@@ -48,6 +51,23 @@ def _number(header, keyword: str) -> float:
         return float(header.get(keyword) or 0)
     except (TypeError, ValueError):  # a malformed value only loses its place in the series order
         return 0.0
+
+
+def _frames(header, max_frames: int, max_pixels: int) -> int:
+    """NumberOfFrames, checked against the caps before any pixel is read (a 1 KB file can claim a million)."""
+    try:
+        raw = header.get("NumberOfFrames") or 1  # pydicom converts on access: "1e400" overflows here
+        frames = int(float(raw))
+    except (TypeError, ValueError, OverflowError):
+        element = header.get_item("NumberOfFrames")
+        shown = element.value if element is not None and isinstance(element.value, (str, bytes)) else "?"
+        raise ValueError(f"NumberOfFrames {str(shown)[:20]!r} is not a frame count") from None
+    if not 1 <= frames <= max_frames:
+        raise ValueError(f"NumberOfFrames {frames} is outside 1..{max_frames} (the source's max_frames option)")
+    rows, columns = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
+    if rows * columns > max_pixels:
+        raise ValueError(f"frames of {columns}x{rows} pixels are more than the cap of {max_pixels:,} (max_pixels)")
+    return frames
 
 
 def _central(units: list, k: int | None) -> list:
@@ -65,6 +85,8 @@ class Dicom(augkit.DataSource):
 
     class Options(LabelledFileOptions):
         root: Path = Field(description=f"The folder holding the DICOM files: {LAYOUT}.")
+        max_frames: int = Field(2000, ge=1, description="refuse (skip, with the reason) a file whose NumberOfFrames is "
+                                "more than this, read from its header before any pixel")
         window: Literal["auto", "none", "ct-lung", "ct-soft-tissue", "ct-brain", "ct-bone", "percentile"] = Field(
             "auto",
             description=(
@@ -115,6 +137,7 @@ class Dicom(augkit.DataSource):
         key = sample_key(rel, class_name, self.options.reveal_file_names)
         label = classes.index(class_name)
         try:
+            check_regular(path)
             header = read_header(path)
             if is_dicomdir(header):
                 return None
@@ -122,10 +145,10 @@ class Dicom(augkit.DataSource):
                 if "SOPClassUID" in header or has_preamble(path):  # a report, an RT structure set, ...
                     return None
                 raise ValueError("not a DICOM file: no DICM marker at byte 128 and no DICOM header")
-            frames = int(header.get("NumberOfFrames") or 1)
+            frames = _frames(header, self.options.max_frames, self.options.max_pixels)
             order = (_number(header, "InstanceNumber"), rel)
-        except (ValueError, TypeError) as exc:
-            return augkit.Sample(partial(reject, str(exc)), label, folder, key)
+        except Exception as exc:  # whatever goes wrong with one file skips that file, with a reason and no path
+            return augkit.Sample(partial(reject, path_free(clean_message(exc, path))), label, folder, key)
         return {
             "path": path,
             "key": key,

@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 import augkit
+from augkit.extension.names import check_class_name
 from augkit_plugins._files import (
     IMAGE_SUFFIXES,
     FileSourceOptions,
@@ -72,6 +73,8 @@ class ImageFolder(augkit.DataSource):
                 blank = [k for k, v in value.items() if not k.strip() or not v.strip()]
                 if blank:
                     raise ValueError(f"label_map has empty folder or class names: {blank}")
+                for folder, name in value.items():
+                    check_class_name(name, f"label_map.{folder}")
             return value
 
         @field_validator("class_order")
@@ -79,6 +82,8 @@ class ImageFolder(augkit.DataSource):
         def _distinct(cls, value: list[str] | None) -> list[str] | None:
             if value is not None and (not value or len(set(value)) != len(value)):
                 raise ValueError(f"class_order must list each class once: {value}")
+            for name in value or []:
+                check_class_name(name, "class_order")
             return value
 
         @field_validator("patient_regex")
@@ -144,7 +149,7 @@ class ImageFolder(augkit.DataSource):
                     unmatched += o.patient_regex is not None
                     group = rel
                 key = sample_key(rel, class_name, o.reveal_file_names)
-                samples.append(augkit.Sample(load=partial(read_image, str(path)), label=label, group=group, key=key))
+                samples.append(augkit.Sample(load=partial(read_image, str(path), self.options.max_pixels), label=label, group=group, key=key))
         if unmatched:
             log.warning("%s: patient_regex matched no patient in %d file names; each is its own patient", self.name, unmatched)
         counts = Counter(classes[s.label] for s in samples)

@@ -149,7 +149,7 @@ class KaggleChestXray(augkit.DataSource):
         samples = []
         for split, folder_class, path in self.files():
             kind = folder_class
-            load = partial(read_image, str(path))
+            load = partial(read_image, str(path), self.options.max_pixels)
             if folder_class == "pneumonia" and o.classes == "three":
                 kind = pneumonia_type(path.name)
                 if kind is None:  # the core skips it; its label (bacteria's) is a placeholder, never used

@@ -16,12 +16,16 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, field_validator
 
 import augkit
+from augkit.extension.names import path_free
 from augkit_plugins._files import (
     LabelledFileOptions,
     check_patient_regex,
+    check_regular,
+    clean_message,
     content_fingerprint,
     label_files,
     patient_from,
@@ -40,7 +44,7 @@ from augkit_plugins.nifti.volumes import (
 
 log = logging.getLogger("augkit")
 
-LOADER_VERSION = 1  # bump when loading changes, so cached preprocessed data is rebuilt
+LOADER_VERSION = 2  # bump when loading changes, so cached preprocessed data is rebuilt
 LAYOUT = "ROOT/<class>/**/*.nii or *.nii.gz (labels_from: folders) or a labels_csv with columns path,label"
 
 
@@ -51,6 +55,8 @@ class Nifti(augkit.DataSource):
 
     class Options(LabelledFileOptions):
         root: Path = Field(description=f"The folder holding the NIfTI files: {LAYOUT}.")
+        max_voxels: int = Field(300_000_000, ge=64, description="refuse (skip, with the reason) a volume of more voxels "
+                                "than this, read from its header before the data")
         axis: Literal[0, 1, 2] = Field(
             2, description="Slice along this axis of the RAS-oriented volume: 0 sagittal, 1 coronal, 2 axial."
         )
@@ -101,7 +107,11 @@ class Nifti(augkit.DataSource):
     def slices(self, path: Path, key: str) -> list[int | None]:
         """The slice indices to use (``[None]`` for a 2-D image); raises ``ValueError`` if unreadable."""
         o = self.options
+        check_regular(path)
         shape, four_d = canonical_shape(path)
+        if int(np.prod(shape)) > o.max_voxels:
+            raise ValueError(f"image of {'x'.join(map(str, shape))} voxels is more than the cap of {o.max_voxels:,} "
+                             "(the source's max_voxels option)")
         if four_d:
             log.warning("%s: %s is 4-D; only its first volume is used", self.name, key)
         if len(shape) == 2:
@@ -131,8 +141,8 @@ class Nifti(augkit.DataSource):
                 group = stem(path.name)
             try:
                 indices = self.slices(path, key)
-            except ValueError as exc:
-                samples.append(augkit.Sample(partial(reject, str(exc)), label, group, key))
+            except Exception as exc:  # one file's problem skips that file, with a reason and no path
+                samples.append(augkit.Sample(partial(reject, path_free(clean_message(exc, path))), label, group, key))
                 continue
             volumes += 1
             for i in indices:

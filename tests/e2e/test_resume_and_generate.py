@@ -1,6 +1,7 @@
 """An interrupted run resumes to the same numbers; `augkit generate` is seeded and streams."""
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -123,3 +124,57 @@ def test_selection_scores_recorded(checkpoint):
     assert [s["step"] for s in selection["scores"]] == [10, 20, 30]
     assert set(selection["scores"][0]["per_class"]) == {"normal", "bacteria", "virus"}
     assert 0 <= selection["judge_val_accuracy"] <= 1
+
+
+CHEAP = ["evaluation.regimes=[real,fake]", "evaluation.seeds=1", "evaluation.ratios=[]", "audit.enabled=false",
+         "selection.judge_steps=60"]
+
+
+def _outputs(run_dir):
+    """What a kill must not change: the generator's logged rows (but the wall time), its scores, and the
+    exported synthetic images (sampled from the chosen checkpoint)."""
+    rows = [{k: v for k, v in r.items() if k != "sec_per_iter"} for r in csv.DictReader(open(run_dir / "losses.csv"))]
+    scores = json.loads((run_dir / "selection.json").read_text())
+    images = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in (run_dir / "synthetic").rglob("*.png"))
+    return rows, scores, images, json.loads((run_dir / "metrics.json").read_text())["regimes"]["fake"]["runs"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return _outputs(run(augkit.load_recipe(TINY, CHEAP), tmp_path_factory.mktemp("straight")))
+
+
+@pytest.mark.parametrize("point", ["iter_000020.png", "losses.csv", "selection.json"])
+def test_a_kill_at_each_checkpoint_write_resumes_to_the_uninterrupted_run(point, tmp_path, monkeypatch, uninterrupted,
+                                                                          cli):
+    """Killed right after one of the files the step-20 checkpoint writes (of 30 steps), before last.pt: after
+    the scoring and best.pt, after the grid, after losses.csv, after selection.json. The run resumes from
+    step 10 and ends with the same logs, scores and synthetic images as without the kill."""
+    from augkit.outputs.run_folder import RunFolder
+    from augkit.stages import generator as stage
+
+    def at_step_20(name, obj):
+        if name == "losses.csv":
+            return obj[-1]["step"] == 20
+        if name == "selection.json":
+            return bool(obj.get("scores")) and obj["scores"][-1]["step"] == 20
+        return True
+
+    def killing(original):
+        def write(self_or_images, name, obj=None, **kwargs):
+            original(self_or_images, name, obj, **kwargs) if obj is not None else original(self_or_images, name, **kwargs)
+            if Path(name).name == point and at_step_20(Path(name).name, obj):
+                raise Interrupt
+        return write
+
+    monkeypatch.setattr(RunFolder, "write_csv", killing(RunFolder.write_csv))
+    monkeypatch.setattr(RunFolder, "write_json", killing(RunFolder.write_json))
+    monkeypatch.setattr(stage.report, "image_grid", killing(stage.report.image_grid))
+    with pytest.raises(Interrupt):
+        run(augkit.load_recipe(TINY, CHEAP), tmp_path)
+    monkeypatch.undo()
+    (broken,) = tmp_path.glob("tiny-*")
+    assert not (broken / "metrics.json").exists()
+    cli("resume", broken)
+    assert "generator resumes at step 10" in (broken / "run.log").read_text()
+    assert _outputs(broken) == uninterrupted

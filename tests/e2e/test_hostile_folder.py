@@ -1,0 +1,86 @@
+"""One folder holding every hostile or broken input at once: the run completes, every bad file is skipped
+with a reason that holds no path, nothing is written outside the run folder, and the planted patient
+name appears in no output, log or console line. A class name that would escape a folder is refused."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+PATIENT = "SMITH_JOHN_MRN-12345"
+FOLDER = "DOE_JANE0"
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    root = tmp_path / "data"
+    yy, xx = np.mgrid[:48, :48]
+    for label, radius in (("yes", 16), ("no", 8)):
+        (root / label).mkdir(parents=True)
+        for i in range(16):
+            img = ((np.hypot(yy - 24, xx - 24) < radius + i % 3) * 200 + 30).astype(np.uint8)
+            Image.fromarray(img).save(root / label / f"scan{i:02d}.png")
+    (root / "maybe").mkdir()  # an empty class folder
+    (root / "yes" / FOLDER).mkdir()
+    os.symlink(tmp_path / "gone" / f"{PATIENT}.png", root / "yes" / FOLDER / f"{PATIENT}.png")  # dangling
+    os.mkfifo(root / "no" / f"{PATIENT}_fifo.png")  # reading it would block forever
+    (root / "no" / f"{PATIENT}_eps.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n")
+    Image.new("L", (8000, 8000)).save(root / "yes" / f"{PATIENT}_huge.png")  # 64 M pixels in a few KB
+    nan = np.full((48, 48), 0.5, np.float32)
+    nan[10:20, 10:20] = np.nan
+    Image.fromarray(nan, mode="F").save(root / "no" / f"{PATIENT}_nan.tif")
+    return root
+
+
+def _recipe(tmp_path, root, **dataset_options):
+    recipe = yaml.safe_load((Path(__file__).parents[2] / "examples" / "tiny.yaml").read_text())
+    recipe["dataset"] = {"name": "image-folder", "options": {"root": str(root), **dataset_options}}
+    recipe["preprocessor"] = {"name": "paper", "options": {"modality": "mri"}}
+    recipe["evaluation"] = {"regimes": ["real", "fake+real"], "seeds": 1}
+    recipe["preview"] = 4
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def _files(folder: Path) -> set[Path]:
+    return {p for p in folder.rglob("*") if not p.is_dir()}
+
+
+def test_a_hostile_folder_runs_and_leaks_nothing(hostile, tmp_path, cli):
+    recipe = _recipe(tmp_path, hostile)
+    runs = tmp_path / "runs"
+    before = _files(tmp_path)
+    result = cli("run", recipe, "--out", runs)
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    # nothing outside the runs folder was created (the cache lives in it)
+    assert {p for p in _files(tmp_path) - before if runs not in p.parents} == set()
+    skipped = [line.split(",", 1) for line in (run_dir / "skipped.csv").read_text().splitlines()[1:]]
+    reasons = [reason for _, reason in skipped]
+    assert len(skipped) == 5, reasons  # the dangling link, the FIFO, the EPS, the huge PNG, the NaN TIFF
+    assert any("dangling link" in r for r in reasons) and any("not a regular file" in r for r in reasons)
+    assert any("not a PNG image" in r for r in reasons) and any("more than the cap" in r for r in reasons)
+    assert any("NaN" in r for r in reasons)
+    assert not any(str(tmp_path) in r or str(hostile.name) + "/" in r or PATIENT in r or FOLDER in r for r in reasons)
+    data = (run_dir / "data.json").read_text()
+    assert '"maybe"' not in data and "left out class maybe" in (run_dir / "warnings.txt").read_text()
+    # the planted patient name is nowhere: no output file, log, report or console line
+    for path in _files(run_dir):
+        blob = path.read_bytes()
+        assert PATIENT.encode() not in blob and FOLDER.encode() not in blob, path
+    assert PATIENT not in result.output and FOLDER not in result.output
+    # files that show real images are as private as the data
+    for name in ("report.html", "preprocessing.png", "samples/real_yes.png"):
+        assert (run_dir / name).stat().st_mode & 0o077 == 0, name
+
+
+def test_a_class_name_that_escapes_its_folder_is_refused_before_any_work(hostile, tmp_path, cli):
+    recipe = _recipe(tmp_path, hostile, label_map={"yes": "../../../escaped", "no": "no"})
+    result = cli("run", recipe, "--out", tmp_path / "runs", expect=2)
+    assert "label_map.yes" in result.output and "not a usable class name" in result.output
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.parent.rglob("escaped"))
