@@ -54,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     t = time.perf_counter()
     print(f"false-positive rate at 0.05 (null: equal regimes), {args.studies} studies per shape, macro F1")
-    print(f"| study shape | per-model accuracy SD | augkit (runs + patients) | test images only (before) |")
+    print("| study shape | per-model accuracy SD | augkit (runs + patients) | test images only (before) |")
     print("|---|---:|---:|---:|")
     for name, kw in SHAPES.items():
         new, old, spread = rate(ns.StudyShape(**kw), args.studies, 0.0, 1, args.n_boot)

@@ -173,9 +173,9 @@ def test_a_bogus_frame_count_is_refused_from_the_header(tmp_path, frames, messag
 
 
 def test_pydicom_logs_nothing_through_the_root_logger():
-    import augkit_plugins.dicom.pixels  # noqa: F401  the plugin sets it when imported
+    from augkit_plugins.dicom import pixels
 
-    assert logging.getLogger("pydicom").getEffectiveLevel() >= logging.CRITICAL
+    assert pixels.quiet and logging.getLogger("pydicom").getEffectiveLevel() >= logging.CRITICAL
 
 
 def test_one_process_at_a_time_in_a_run_folder(tmp_path):

@@ -18,6 +18,7 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Run a recipe end to end into a new run folder; print the folder's path last."""
+    from augkit.outputs.run_folder import FolderInUse
     from augkit.stages.data import DataError
     from augkit.outputs.progress import no_progress, rich_progress
     from augkit.runner import run as run_recipe

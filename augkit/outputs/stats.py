@@ -380,10 +380,10 @@ def compare(
     out: dict = {"estimate": estimate, "test": test_var}
     covers = [f"test patients ({n_clusters})" if groups is not None else f"test images ({n_clusters})"]
     pooled: dict[str, list] = {}  # unit kind -> [variance, df]: one estimate, however many regimes use it
-    for name, scores, levels in (("a", a_scores, a_levels), ("b", b_scores, b_levels)):
+    for name, run_scores, levels in (("a", a_scores, a_levels), ("b", b_scores, b_levels)):
         if name == "b" and not b_preds:
             continue
-        variance, df, what = _training_variance(scores, levels, pool)
+        variance, df, what = _training_variance(run_scores, levels, pool)
         if variance is not None:
             # the runs' scores also differ by which test images each happens to get wrong, a part the test
             # bootstrap counts again (it resamples the run-averaged predictions): counted twice, which keeps
