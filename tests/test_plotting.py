@@ -83,3 +83,11 @@ def test_outputs_never_import_the_audit():
     offenders = [f"{path.name}: {mod}" for path in sorted((CORE / "outputs").glob("*.py")) for mod in _imports(path)
                  if mod == "augkit.audit" or mod.startswith("augkit.audit.")]
     assert not offenders, offenders
+
+
+def test_report_numbers_read_as_numbers():
+    from augkit.outputs.run_report import _ms
+
+    assert _ms({"mean": 763.2, "std": 240.1}) == "763 ± 240"  # not 7.6e+02 ± 2.4e+02
+    assert _ms({"mean": 0.4123, "std": 0.0312}) == "0.412 ± 0.031"
+    assert _ms({"mean": 11.7, "std": 2.2}) == "11.7 ± 2.2" and _ms(None) == "n/a"

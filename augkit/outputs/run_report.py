@@ -12,6 +12,8 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from augkit.outputs.files import atomic_write_text
 from augkit.outputs.report import comparisons_table, results_table, verdict_lines
 from augkit.outputs.files import read_json
@@ -149,9 +151,14 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
 
 
 def _ms(stat: dict | None, digits: int = 3) -> str:
+    """``763 ± 240``, ``0.412 ± 0.031``: mean and spread with the same decimals, never an exponent."""
     if not stat:
         return "n/a"
-    return f"{stat['mean']:.{digits}g} ± {stat['std']:.2g}"
+    mean, std = float(stat["mean"]), float(stat["std"])
+    magnitude = max(abs(mean), abs(std))
+    decimals = 0 if magnitude >= 10 ** (digits - 1) else max(0, digits - 1 - int(np.floor(np.log10(magnitude)))) \
+        if magnitude > 0 else digits
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
