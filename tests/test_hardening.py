@@ -208,3 +208,30 @@ def test_figures_are_written_owner_only(tmp_path):
 
     report.image_grid(torch.zeros(4, 1, 8, 8), tmp_path / "g.png", title="real: x")
     assert (tmp_path / "g.png").stat().st_mode & 0o077 == 0
+
+
+class KillsItsWorker(augkit.Preprocessor):
+    """A preprocessor whose process dies (as if killed for memory) on the one image of value 77."""
+
+    def __call__(self, image):
+        if int(image.mean()) == 77:
+            os.kill(os.getpid(), 9)
+        return np.full((1, 16, 16), image.mean() / 255 * 2 - 1, np.float32)
+
+
+def test_a_worker_killed_by_one_file_skips_that_file_not_the_run(tmp_path):
+    from augkit.stages.data import load_and_preprocess
+
+    root = tmp_path / "data"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(40):
+            value = 77 if (c, i) == ("a", 13) else 10 + i
+            Image.fromarray(np.full((16, 16), value, np.uint8)).save(root / c / f"{i:02d}.png")
+    loaded = load_and_preprocess(ImageFolder(root=root, reveal_file_names=True), KillsItsWorker(image_size=16),
+                                 source_name="image-folder", prep_name="killer", cache_dir=None, workers=2)
+    assert len(loaded.data) == 79
+    assert loaded.skipped == [("a/13.png", "the process reading it died (killed for using too much memory, or a "
+                                           "crash in the decoder)")]
+    assert sorted(set(loaded.data.images[:, 0, 0, 0].mul(255 / 2).add(255 / 2).round().int().tolist())) == \
+        sorted({10 + i for i in range(40)})

@@ -9,6 +9,7 @@ import pickle
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,9 +90,29 @@ def _prepared(samples: list[Sample], prep: Preprocessor, workers: int) -> Iterat
     if workers <= 1 or len(samples) < 64 or not _picklable(samples[0], prep):
         yield from (_prepare(s, prep) for s in samples)
         return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(prep,)) as pool:
-        chunk = max(1, min(16, len(samples) // (4 * workers)))
-        yield from pool.map(_prepare, samples, chunksize=chunk)  # map keeps the order: deterministic
+    done = 0
+    chunk = max(1, min(16, len(samples) // (4 * workers)))
+    while done < len(samples):
+        try:
+            with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(prep,)) as pool:
+                for result in pool.map(_prepare, samples[done:], chunksize=chunk):  # map keeps the order
+                    yield result
+                    done += 1
+        except BrokenProcessPool:
+            # a worker died (killed for memory, a crash in a decoder): find the file by trying the next
+            # one alone; it is skipped if it kills its worker too, and the others carry on in a new pool
+            yield _alone(samples[done], prep)
+            done += 1
+            chunk = 1  # near a killer file, one file per task: a death names its file
+
+
+def _alone(sample: Sample, prep: Preprocessor) -> tuple[np.ndarray | None, str | None]:
+    """``_prepare`` in a worker of its own; a worker that dies is this file's reason to be skipped."""
+    try:
+        with ProcessPoolExecutor(1, initializer=_init_worker, initargs=(prep,)) as pool:
+            return pool.submit(_prepare, sample).result()
+    except BrokenProcessPool:
+        return None, "the process reading it died (killed for using too much memory, or a crash in the decoder)"
 
 
 def _picklable(*objects: object) -> bool:

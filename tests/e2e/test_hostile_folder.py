@@ -84,3 +84,39 @@ def test_a_class_name_that_escapes_its_folder_is_refused_before_any_work(hostile
     result = cli("run", recipe, "--out", tmp_path / "runs", expect=2)
     assert "label_map.yes" in result.output and "not a usable class name" in result.output
     assert not (tmp_path / "runs").exists() and not list(tmp_path.parent.rglob("escaped"))
+
+
+def test_a_hostile_dicom_folder_is_read_to_what_is_usable_and_names_no_one(tmp_path, caplog):
+    """The DICOM side of the hostile folder, through the data stage: bogus frame counts (a million; 1e400),
+    a dangling link and a FIFO named after a patient, the patient's name in headers."""
+    import logging
+
+    import pydicom
+
+    from augkit.stages.data import load_and_preprocess
+    from augkit_plugins.dicom import Dicom
+    from augkit_plugins.dicom.testing import write_dicom
+
+    root = tmp_path / "dicom"
+    for c in ("lung", "brain"):
+        (root / c / FOLDER).mkdir(parents=True)
+        for i in range(3):
+            write_dicom(root / c / FOLDER / f"{PATIENT}_{i}.dcm", np.full((16, 16), 100 * i, np.uint16),
+                        PatientName="SMITH^JOHN", PatientID=PATIENT)
+    for name, frames in (("million", b"999999"), ("overflow", b"1e400 ")):
+        path = write_dicom(root / "lung" / FOLDER / f"{PATIENT}_{name}.dcm", np.zeros((16, 16), np.uint16))
+        ds = pydicom.dcmread(path)
+        ds.NumberOfFrames = "77777"
+        ds.save_as(path)
+        path.write_bytes(path.read_bytes().replace(b"77777 ", frames))
+    os.symlink(tmp_path / "gone.dcm", root / "brain" / FOLDER / f"{PATIENT}_link.dcm")
+    os.mkfifo(root / "brain" / FOLDER / f"{PATIENT}_fifo.dcm")
+    prep = __import__("augkit").build("preprocessor", "paper", image_size=16, modality="mri")
+    with caplog.at_level(logging.DEBUG):
+        loaded = load_and_preprocess(Dicom(root=root), prep, source_name="dicom", prep_name="paper", cache_dir=None)
+    assert len(loaded.data) == 6 and len(loaded.skipped) == 4
+    reasons = " | ".join(r for _, r in loaded.skipped)
+    assert "NumberOfFrames 999999 is outside" in reasons and "is not a frame count" in reasons
+    assert "dangling link" in reasons and "not a regular file" in reasons
+    for text in (reasons, caplog.text, " ".join(k for k, _ in loaded.skipped)):
+        assert PATIENT not in text and FOLDER not in text and "SMITH" not in text and str(tmp_path) not in text
