@@ -1,0 +1,41 @@
+"""The progress display reads at 80 columns: stage, step / total, time left and the numbers that matter, whole."""
+
+import io
+import re
+
+import pytest
+from rich.console import Console
+
+from augkit.outputs.progress import rich_progress
+
+
+def _render(width: int, description: str, rows: list[dict], total: int) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=True, color_system=None)
+    list(rich_progress(console)(rows, description, total))
+    lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line) for line in buf.getvalue().replace("\r", "\n").splitlines()]
+    return [line for line in lines if line.strip()][-1]
+
+
+GENERATOR = [{"step": s, "d_loss": 2.7512, "g_loss": 0.9634, "d_real_acc": 0.375, "d_fake_acc": 0.5, "lr": 0.0002}
+             for s in (500, 1000, 1500, 2000)]
+CLASSIFIER = [{"step": e, "train_loss": 0.8441, "val_loss": 0.9102, "val_acc": 0.625, "optimizer_steps": 13 * e}
+              for e in range(1, 21)]
+
+
+@pytest.mark.parametrize("description, rows, total, numbers", [
+    ("train generator", GENERATOR, 2000, ["d_loss 2.75", "g_loss 0.963"]),
+    ("fake+real+classic s1", CLASSIFIER, 20, ["train_loss 0.844", "val_loss 0.91"]),
+    ("audit: feature extractor", CLASSIFIER, 20, ["train_loss 0.844"]),
+])
+def test_progress_at_80_columns_shows_everything_that_matters_uncut(description, rows, total, numbers):
+    line = _render(80, description, rows, total)
+    assert len(line) <= 80 and "…" not in line and "..." not in line
+    assert line.startswith(description) and f"{total}/{total}" in line and re.search(r"eta \d+:\d\d:\d\d", line)
+    for number in numbers:
+        assert number in line
+
+
+def test_wider_terminals_show_more():
+    narrow, wide = _render(80, "train generator", GENERATOR, 2000), _render(140, "train generator", GENERATOR, 2000)
+    assert "d_real_acc" not in narrow and "d_real_acc 0.375" in wide and "…" not in wide
