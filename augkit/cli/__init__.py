@@ -1,9 +1,9 @@
-"""The ``augkit`` command line: run, resume, evaluate, generate, audit, locate, validate, plugins, reference.
+"""The ``augkit`` command line: run, resume, evaluate, data, generate, audit, locate, validate, plugins, reference.
 
 Each module registers its commands on the one typer ``app`` (in the order ``augkit --help`` lists them).
 """
 
-from augkit.cli import runs, generate, audit, info  # noqa: F401  (registers the commands)
+from augkit.cli import runs, data, generate, audit, info  # noqa: F401  (registers the commands)
 from augkit.cli.app import app
 
 __all__ = ["app", "main"]

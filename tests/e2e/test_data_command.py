@@ -1,0 +1,56 @@
+"""`augkit data`: what augkit makes of a recipe's data, before any training, as text and as JSON."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    root = tmp_path / "data"
+    yy, xx = np.mgrid[:32, :32]
+    for label, radius in (("yes", 10), ("no", 5)):
+        (root / label).mkdir(parents=True)
+        for i in range(12):
+            img = ((np.hypot(yy - 16, xx - 16) < radius + i % 3) * 200 + 30).astype(np.uint8)
+            Image.fromarray(img).save(root / label / f"scan{i:02d}.png")
+    (root / "covid").mkdir()  # an empty class folder, as in a held-out Kaggle-layout set
+    (root / "yes" / "broken.png").write_bytes(b"not a png")
+    (root / "no" / "empty.png").write_bytes(b"")
+    recipe = yaml.safe_load((Path(__file__).parents[2] / "examples" / "tiny.yaml").read_text())
+    recipe["dataset"] = {"name": "image-folder", "options": {"root": str(root)}}
+    recipe["preprocessor"] = {"name": "paper", "options": {"modality": "mri"}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_data_prints_counts_skipped_files_and_warnings(recipe, tmp_path, cli):
+    out = tmp_path / "runs"
+    text = cli("data", recipe, "--out", out).stdout
+    assert "24 images, 2 classes" in text and "train" in text and "test" in text
+    assert "Skipped files: 2" in text and "not a PNG image" in text and "file is empty" in text
+    assert "class folder 'covid' has no images" in text and "left out class covid" in text
+    assert "the test split has only" in text  # what a reviewer would say, before any training
+    assert str(tmp_path / "data") not in text
+    preview = out / "tiny-preview.png"
+    assert preview.is_file() and f"Preview (raw beside preprocessed): {preview}" in text
+    # the cache is filled: a run after it reads it
+    assert list((out / ".cache").glob("*.pt"))
+
+
+def test_data_json_is_for_scripts(recipe, tmp_path, cli):
+    summary = json.loads(cli("data", recipe, "--out", tmp_path / "runs", "--json", "--no-preview").stdout)
+    assert summary["classes"] == ["no", "yes"] and summary["images"] == 24
+    assert sum(s["images"] for s in summary["splits"].values()) == 24
+    assert all(s["patients"] >= 1 for s in summary["splits"].values())
+    assert sorted(r["reason"].split(":")[0] for r in summary["skipped_files"]) == ["ValueError", "ValueError"]
+    assert all(r["sample"].count("/") == 1 for r in summary["skipped_files"])  # keys, not paths
+    assert any("covid" in w for w in summary["warnings"]) and summary["preview"] is None
+    assert not (tmp_path / "runs" / "tiny-preview.png").exists()
