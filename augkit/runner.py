@@ -23,7 +23,7 @@ import yaml
 
 from augkit.compute import distributed
 from augkit.config.recipe import RecipeError, ResolvedRecipe, load_recipe
-from augkit.outputs import report, run_report
+from augkit.outputs import card, report, run_report
 from augkit.outputs.environment import environment
 from augkit.outputs.progress import Progress, no_progress
 from augkit.outputs.run_folder import RunFolder
@@ -79,6 +79,7 @@ def run(
             folder.warn(warning)
         write_results(folder, metrics, test.counts(), title=f"Results: {folder.path.name}",
                       data=folder.read_json(RunFolder.DATA))
+        card.for_export(folder.file(RunFolder.SYNTHETIC), folder.path)
         run_report.write(folder.path)
         folder.write_json(RunFolder.TIMINGS, timings)
         log.info("done in %.0f s", sum(timings.values()))

@@ -33,7 +33,7 @@ def save(fig: Figure, path: Path) -> None:
     from augkit.outputs.files import atomic_write_bytes
 
     fig.tight_layout()
-    atomic_write_bytes(Path(path), lambda f: fig.savefig(f, format="png"))
+    atomic_write_bytes(Path(path), lambda f: fig.savefig(f, format=Path(path).suffix[1:]))
 
 
 def _ci(stat: dict | None, scale: float = 1.0, digits: int = 3, signed: bool = False) -> str:

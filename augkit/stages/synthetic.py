@@ -171,7 +171,16 @@ def export_generated(name: str, generator: Generator, checkpoint: Path, class_na
         for _ in batches:  # this rank's share of the generation; rank 0 writes every batch
             pass
         return None
-    return exporter.export(batches, classes, out, provenance(name, generator, checkpoint, _run_recipe(checkpoint)))
+    manifest = exporter.export(batches, classes, out, provenance(name, generator, checkpoint, _run_recipe(checkpoint)))
+    from augkit.outputs import card
+
+    run = Path(checkpoint).resolve().parent.parent
+    known = (run / RunFolder.RECIPE).is_file()
+    card.for_export(Path(out), run if known else None, note=None if not known else (
+        "New samples of a checkpoint of an augkit run: the training data, audit and study below describe that "
+        "run's own synthetic set, sampled from the checkpoint the run used; audit these images themselves with "
+        "`augkit audit` before sharing them."))
+    return manifest
 
 
 def check_new_folder(out: Path) -> None:

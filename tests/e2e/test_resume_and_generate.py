@@ -80,6 +80,11 @@ def test_generate_same_seed_same_images(checkpoint, tmp_path, cli):
     # the checkpoint sits in a run folder: its recipe's hash, as in the run's own manifest
     run_rows = list(csv.DictReader(open(checkpoint.parent.parent / "synthetic" / "manifest.csv")))
     assert rows[0]["recipe_sha256"] == run_rows[0]["recipe_sha256"] != ""
+    # the export carries its card: these 70 images, the run's data and audit, with a note that says whose
+    card = json.loads((tmp_path / "a" / "dataset_card.json").read_text())
+    assert card["images"]["total"] == 70 and card["images"]["per_class"]["virus"] == 70
+    assert card["training_data"]["images"] > 0 and card["audit"] is not None and "New samples" in card["note"]
+    assert (tmp_path / "a" / "DATASET_CARD.md").is_file()
 
 
 def test_generate_refuses_unknown_class_and_non_empty_folder(checkpoint, tmp_path, cli):

@@ -201,3 +201,25 @@ def test_generator_seeds_train_the_generator_again_and_the_intervals_cover_it(tm
     assert one["not_covered"] and "generator training variance" in one["not_covered"][0]
     refused = cli("evaluate", run_dir, "--set", "evaluation.generator_seeds=3", expect=2).output
     assert "has no generator trained with seed 2000" in refused
+
+
+def test_the_synthetic_set_carries_a_dataset_card(two_runs):
+    run_dir, _ = two_runs[0]
+    card = json.loads((run_dir / "synthetic" / "dataset_card.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert card["images"] == {"total": 36, "per_class": {"normal": 12, "bacteria": 12, "virus": 12}}
+    assert card["generator"]["generator"] == "acgan" and len(card["generator"]["checkpoint_sha256"]) == 64
+    assert card["training_data"]["splits"]["train"]["images"] == metrics["regimes"]["real"]["runs"][0]["train_images"]
+    audit = card["audit"]
+    assert set(audit["per_class"]) == {"normal", "bacteria", "virus"}
+    assert {"synthetic", "real_floor"} == set(audit["per_class"]["virus"]["recall"])
+    assert audit["near_copies"] is not None and audit["label_faithfulness"]["overall"] is not None
+    assert card["study"]["verdict"] == metrics["verdict"] and card["licence"] is None
+    text = (run_dir / "synthetic" / "DATASET_CARD.md").read_text()
+    for section in ("## Generator", "## Training data", "## Audit: quality and privacy", "## What the study found",
+                    "## Intended use", "## Limits", "## Licence"):
+        assert section in text
+    assert metrics["verdict"][0] in text
+    # no path, no identifier: nothing of the machine's folders, no patient group
+    blob = json.dumps(card) + text
+    assert str(run_dir.parent) not in blob and "/tmp" not in blob and "root" not in card["training_data"]
