@@ -25,7 +25,7 @@ INTENDED_USE = ("research on data augmentation and synthetic data for the diagno
 LIMITS = [
     "synthetic images are not patient data and carry no diagnosis: never use them for clinical decisions",
     "they reflect the training data's population, scanner and labelling, and its biases, within the generator's "
-    "diversity (see the audit figures below): a class the generator collapsed is represented by a few looks",
+    "diversity (see the audit figures above): a class the generator collapsed is represented by a few looks",
     "a generator can memorise training images: near copies and data-copying figures are measured against the "
     "training split, not proven absent; share only after reading them",
 ]
@@ -69,12 +69,17 @@ def _audit(audit: dict) -> dict:
         return {"synthetic": block["synthetic"][name]["mean"], "real_floor": block["real_floor"][name]["mean"]}
 
     fidelity = audit.get("fidelity", {})
-    per_class = {c: {name: figure(block, name) for name in ("precision", "recall", "coverage")}
-                 for c, block in fidelity.get("per_class", {}).items() if "synthetic" in block}
+    names = ("precision", "recall", "coverage")
+    per_class = {c: {name: figure(block, name) for name in names} if "synthetic" in block
+                 else {"note": block.get("note", "not measured")}
+                 for c, block in fidelity.get("per_class", {}).items()}
+    overall = fidelity.get("overall") or {}
     memorisation = audit.get("memorisation", {})
     faithfulness = audit.get("faithfulness") or {}
     return {
         "feature_space": audit.get("feature_space"),
+        "overall": {name: figure(overall, name) for name in names} if "synthetic" in overall
+        else {"note": overall.get("note", "not measured")},
         "per_class": per_class,
         "label_faithfulness": {"overall": faithfulness.get("overall"), "per_class": faithfulness.get("per_class")},
         "near_copies": memorisation.get("near_copies"),
@@ -131,14 +136,17 @@ def markdown(card: dict[str, Any]) -> str:
     if audit:
         lines += [f"Feature space: {audit['feature_space']}.", "",
                   "| class | precision (fidelity) | recall (diversity) | coverage |", "|---|---:|---:|---:|"]
-        for c, f in audit["per_class"].items():
+        for c, f in {"all classes": audit["overall"], **audit["per_class"]}.items():
+            if "note" in f:
+                lines.append(f"| {c} | {f['note']} | | |")
+                continue
             lines.append(f"| {c} | " + " | ".join(f"{f[k]['synthetic']:.2f} (real {f[k]['real_floor']:.2f})"
                                                    for k in ("precision", "recall", "coverage")) + " |")
         faith = audit["label_faithfulness"]["overall"]
         lines += ["", f"Label faithfulness (the real-trained classifier agrees with the requested class): "
                       f"{'n/a' if faith is None else f'{faith:.2f}'}. Near copies of training images: "
-                      f"{audit['near_copies']}. Data copying C_T: {audit['data_copying_c_t']} (well below 0 means "
-                      "copying). docs/audit.md explains each figure."]
+                      f"{audit['near_copies']}. Data copying C_T: {_number(audit['data_copying_c_t'])} (well below 0 "
+                      "means copying). docs/audit.md explains each figure."]
     else:
         lines.append("Not audited.")
     lines += ["", "## What the study found", ""]
@@ -151,3 +159,7 @@ def markdown(card: dict[str, Any]) -> str:
               *(f"- {limit}." for limit in card["limits"]), "", "## Licence", "",
               card["licence"] or f"Not set ({card['licence_note']}).", ""]
     return "\n".join(lines)
+
+
+def _number(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
