@@ -96,7 +96,7 @@ def test_generate_with_two_processes_writes_the_files_of_one(tmp_path, cli, tiny
     with rank_threads():
         cli(*args, "--out", tmp_path / "one")
     one, two = files(tmp_path / "one"), files(tmp_path / "two")
-    assert len(one) == 72 and one == two  # 70 PNGs, manifest.csv and classes.json, byte for byte
+    assert len(one) == 74 and one == two  # 70 PNGs, manifest.csv, classes.json and the card (.md, .json), byte for byte
 
 
 @pytest.fixture(scope="module")
