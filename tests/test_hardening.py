@@ -235,3 +235,34 @@ def test_a_worker_killed_by_one_file_skips_that_file_not_the_run(tmp_path):
                                            "crash in the decoder)")]
     assert sorted(set(loaded.data.images[:, 0, 0, 0].mul(255 / 2).add(255 / 2).round().int().tolist())) == \
         sorted({10 + i for i in range(40)})
+
+
+def test_an_unreadable_folder_is_reported_without_its_path(tmp_path, monkeypatch, caplog):
+    from augkit_plugins._files import discovery
+
+    root = _folder(tmp_path, empty=())
+    (root / "yes" / f"{PATIENT}_private").mkdir()
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if str(path).endswith("_private"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    with caplog.at_level(logging.WARNING, logger="augkit"):
+        found = discovery.walk_files(root)
+    assert len(found) == 6
+    assert "1 folder under the data root could not be read (Permission denied)" in caplog.text
+    assert PATIENT not in caplog.text and str(tmp_path) not in caplog.text
+
+
+def test_an_atomic_write_syncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
+    from augkit.outputs import files
+
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.path.isdir(f"/proc/self/fd/{fd}")), fsync(fd))[1])
+    files.write_json(tmp_path / "selection.json", {"scores": []})
+    assert synced == [False, True]  # the temporary file's data, then the rename in the folder
+    assert not list(tmp_path.glob("*.tmp"))
