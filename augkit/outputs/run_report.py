@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,19 @@ class Row:
 @dataclass
 class Bullets:
     items: list[str]
+    kind: str = "warning"  # "warning" (amber) or "plain"
+
+
+@dataclass
+class Contents:
+    """Links to every section (level-2 heading) of the report."""
+
+    headings: list[str]
+
+
+def slug(text: str) -> str:
+    """The anchor of a heading, as GitHub makes it for markdown: lower case, spaces to dashes, no punctuation."""
+    return re.sub(r"[^a-z0-9 _-]", "", text.lower()).strip().replace(" ", "-")
 
 
 def _md_table(md: str) -> Table:
@@ -73,7 +87,7 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
     out: list = [Heading(f"augkit report: {run_dir.name}", 1)]
     headline = verdict_lines(metrics)
     if headline:
-        out += [Heading("Verdict"), Bullets(headline)]
+        out += [Heading("Verdict"), Bullets(headline, kind="plain")]
 
     warnings = list(metrics.get("warnings", []))
     warnings = list(dict.fromkeys(RunFolder(run_dir).warnings() + warnings))
@@ -147,6 +161,7 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
             out.append(Image(name, caption))
 
     out += [Heading("Recipe"), Para("The fully resolved recipe of this run:"), Table([RunFolder.RECIPE], [[recipe]])]
+    out.insert(1, Contents([b.text for b in out if isinstance(b, Heading) and b.level == 2]))
     return out
 
 
@@ -246,6 +261,8 @@ def to_markdown(content: list) -> str:
             lines += [b.text, ""]
         elif isinstance(b, Bullets):
             lines += [f"- {item}" for item in b.items] + [""]
+        elif isinstance(b, Contents):
+            lines += ["Contents: " + " · ".join(f"[{h}](#{slug(h)})" for h in b.headings), ""]
         elif isinstance(b, Image):
             lines += [f"![{b.caption}]({b.path})", ""]
         elif isinstance(b, Row):
@@ -263,7 +280,7 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}figure{display:inline-block;margin:.5em}
 figcaption{font-size:13px;color:#555}img{max-width:100%}pre{background:#f6f6f6;padding:1em;text-align:left;overflow:auto}
-li{margin:.3em 0;color:#8a4b00}.row{display:flex;gap:1em}.row figure{flex:1;min-width:0}"""
+li{margin:.3em 0}ul.warning li{color:#8a4b00}nav{margin:1em 0;font-size:15px}.row{display:flex;gap:1em}.row figure{flex:1;min-width:0}"""
 
 
 def to_html(content: list, base: Path) -> str:
@@ -271,11 +288,14 @@ def to_html(content: list, base: Path) -> str:
              f"<style>{STYLE}</style></head><body>"]
     for b in content:
         if isinstance(b, Heading):
-            parts.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+            parts.append(f"<h{b.level} id='{slug(b.text)}'>{html.escape(b.text)}</h{b.level}>")
         elif isinstance(b, Para):
             parts.append(f"<p>{html.escape(b.text)}</p>")
         elif isinstance(b, Bullets):
-            parts.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
+            parts.append(f"<ul class='{b.kind}'>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, Contents):
+            parts.append("<nav>" + " · ".join(f"<a href='#{slug(h)}'>{html.escape(h)}</a>" for h in b.headings)
+                         + "</nav>")
         elif isinstance(b, Image):
             parts.append(_figure(b, base))
         elif isinstance(b, Row):

@@ -160,6 +160,11 @@ def test_report_has_every_section(two_runs):
     for part in ("Fidelity and diversity", "Label faithfulness", "Memorisation"):
         assert f">{part}</h3>" in page
     assert "real floor" in page
+    # a summary at the top links to every section
+    for section in ("Verdict", "Data", "Classifier study", "Recipe"):
+        slug = section.lower().replace(" ", "-")
+        assert f"<a href='#{slug}'>{section}</a>" in page and f"<h2 id='{slug}'>{section}</h2>" in page
+    assert page.index("<nav>") < page.index("<h2 id='verdict'>")
     assert "data:image/png;base64," in page and "http" not in page.replace("http-equiv", "")
 
 
