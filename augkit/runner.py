@@ -82,6 +82,7 @@ def run(
         card.for_export(folder.file(RunFolder.SYNTHETIC), folder.path)
         run_report.write(folder.path)
         folder.write_json(RunFolder.TIMINGS, timings)
+        folder.close_board()
         log.info("done in %.0f s", sum(timings.values()))
     return folder.path
 
@@ -128,6 +129,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         write_results(folder, metrics, test.counts(), title=f"Evaluation of {run.path.name}: {folder.path.name}",
                       warnings=metrics["warnings"], csv=False)
         run_report.write(run.path, folder.path)
+        folder.close_board()
     return folder.path
 
 
@@ -147,6 +149,7 @@ def _extra_generators(resolved: ResolvedRecipe, train, val, folder: RunFolder, p
         with _labelled(progress, f"g{seed} ") as labelled:
             generator, checkpoint = train_generator(again, train, val, sub, labelled, resume=resume)
             pools[seed], _, _ = sample_synthetic(again, generator, checkpoint, train, val, sub, labelled)
+        sub.close_board()
     return pools
 
 

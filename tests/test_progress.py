@@ -39,3 +39,18 @@ def test_progress_at_80_columns_shows_everything_that_matters_uncut(description,
 def test_wider_terminals_show_more():
     narrow, wide = _render(80, "train generator", GENERATOR, 2000), _render(140, "train generator", GENERATOR, 2000)
     assert "d_real_acc" not in narrow and "d_real_acc 0.375" in wide and "…" not in wide
+
+
+def test_without_tensorboard_a_run_writes_a_note_and_no_event_files(tmp_path, monkeypatch, caplog):
+    import sys
+
+    from augkit.outputs import tensorboard
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if the package were not installed
+    monkeypatch.setattr(tensorboard.Board, "_noted", False)
+    with caplog.at_level("INFO", logger="augkit"):
+        board = tensorboard.Board(tmp_path)
+        board.scalars("generator", {"step": 1, "d_loss": 0.5}, 1)
+        board.close()
+    assert board.writer is None and not (tmp_path / "tensorboard").exists()
+    assert "pip install 'augkit[tensorboard]'" in caplog.text

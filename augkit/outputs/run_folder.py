@@ -66,6 +66,7 @@ class RunFolder:
     def __init__(self, path: Path | str, *, writer: bool = True):
         self.path = Path(path)
         self.writer = writer  # False on ranks other than 0: they read, never write
+        self._board = None
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -164,6 +165,19 @@ class RunFolder:
         return files.read_csv(self.path / name)
 
     # -- warnings a reviewer must see: logged, collected in warnings.txt, shown in results.md
+
+    def board(self):
+        """This folder's TensorBoard writer (``augkit.outputs.tensorboard``; a no-op without the package or
+        on ranks other than 0), made on first use."""
+        if self._board is None:
+            from augkit.outputs.tensorboard import Board
+
+            self._board = Board(self.path, enabled=self.writer)
+        return self._board
+
+    def close_board(self) -> None:
+        if self._board is not None:
+            self._board.close()
 
     def clear_warnings(self) -> None:
         """Forget earlier warnings: the stages regenerate them (a resumed run runs them again)."""

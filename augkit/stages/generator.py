@@ -102,17 +102,25 @@ class Checkpointer:
         self.folder, self.generator, self.scorer, self.history = folder, generator, scorer, history
         self.classes, self.seed = classes, seed
         self.grid_labels = torch.arange(len(classes)).repeat_interleave(8)
+        self.logged = max((s["step"] for s in history.scores), default=0)  # rows already in TensorBoard
 
     def __call__(self, step: int) -> None:
         folder, history = self.folder, self.history
+        board = folder.board()
         if self.scorer is not None:
             score = {"step": step, **self.scorer(self.generator)}
             if not history.scores or score["score"] > max(s["score"] for s in history.scores):
                 self.generator.save(folder.file(RunFolder.BEST))
             history.scores.append(score)
-        report.image_grid(self.generator.sample(self.grid_labels, seed=self.seed),
-                          folder.file(f"{RunFolder.SAMPLES}/iter_{step:06d}.png"),
+            board.scalars("selection", score, step)
+        grid = self.generator.sample(self.grid_labels, seed=self.seed)
+        report.image_grid(grid, folder.file(f"{RunFolder.SAMPLES}/iter_{step:06d}.png"),
                           title=f"iteration {step}: rows of 8 per class ({', '.join(self.classes)})")
+        board.grid("generator/samples (rows of 8 per class)", grid, step)
+        for row in history.rows:
+            if self.logged < row["step"] <= step:
+                board.scalars("generator", row, row["step"])
+        self.logged = step
         folder.write_csv(RunFolder.LOSSES, history.rows)
         folder.write_json(RunFolder.SELECTION, history.selection())
         self.generator.save(folder.file(RunFolder.LAST))

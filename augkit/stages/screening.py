@@ -128,6 +128,7 @@ def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: lis
     A.plot_distances(screen, auditor, folder.file(RunFolder.DISTANCES))
     for warning in A.warnings_for(summary):
         folder.warn(warning)
+    _board_audit(folder, summary)
     log.info("audit: %d near copies, faithfulness %s, C_T %s", summary["memorisation"]["near_copies"],
              "n/a" if not summary["faithfulness"] else f"{summary['faithfulness']['overall']:.2f}",
              summary["memorisation"]["data_copying"].get("c_t"))
@@ -149,3 +150,17 @@ def _trim(batches: list[SyntheticBatch], target: Tensor) -> list[SyntheticBatch]
     return [b for b in out if len(b.labels)]
 
 
+
+
+def _board_audit(folder: RunFolder, summary: dict) -> None:
+    """The audit's headline figures in TensorBoard: fidelity against the floors, near copies, faithfulness."""
+    board = folder.board()
+    blocks = {"all": summary.get("fidelity", {}).get("overall", {}), **summary.get("fidelity", {}).get("per_class", {})}
+    for name, block in blocks.items():
+        for side in ("synthetic", "real_floor"):
+            if side in block:
+                board.scalars(f"audit/{name}/{side}", {k: v["mean"] for k, v in block[side].items()}, 0)
+    memorisation = summary.get("memorisation", {})
+    faithfulness = summary.get("faithfulness") or {}
+    board.scalars("audit", {"near_copies": memorisation.get("near_copies"),
+                            "faithfulness": faithfulness.get("overall")}, 0)

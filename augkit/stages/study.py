@@ -297,9 +297,12 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
             classifier, rows = resolved.build("classifier"), []
             fit = classifier.fit(data, val, seed=seed) if steps is None else classifier.fit(data, val, seed=seed,
                                                                                             steps=steps)
+            board = folder.board() if here.size == 1 else None  # several processes: rank 0 writes after the gather
             with together():
                 for row in progress(fit, name, classifier.total_epochs):
                     rows.append(row)
+                    if board is not None:
+                        board.scalars(f"classifier/{name.replace(' ', '/')}", row, row.get("step", len(rows)))
         else:
             log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
         if not here.main and mode == "ddp":
@@ -323,6 +326,13 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         runs.setdefault(regime, []).append(run)
         predictions.runs.setdefault(regime, []).append(comparisons.Run(seed, proba, g))
         curves += rows
+    if here.size > 1:
+        for row in curves:
+            tag = "/".join(str(row[k]) if k != "seed" else f"s{row[k]}" for k in ("regime", "generator_seed", "seed")
+                           if k in row)
+            folder.board().scalars(f"classifier/{tag}", {k: v for k, v in row.items()
+                                                          if k not in ("regime", "seed", "generator_seed")},
+                                   row.get("step", 0))
     folder.write_csv(RunFolder.CLASSIFIER_LOSSES, curves)
     folder.write_csv(RunFolder.PREDICTIONS, comparisons.write_predictions(predictions))
     evaluation = resolved.recipe.evaluation

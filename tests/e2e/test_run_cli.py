@@ -1,5 +1,6 @@
 """Whole tiny recipes through the CLI, as a user runs them."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -229,3 +230,19 @@ def test_the_synthetic_set_carries_a_dataset_card(two_runs):
     # no path, no identifier: nothing of the machine's folders, no patient group
     blob = json.dumps(card) + text
     assert str(run_dir.parent) not in blob and "/tmp" not in blob and "root" not in card["training_data"]
+
+
+def test_a_run_writes_tensorboard_events_with_the_generator_and_classifier_curves(two_runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _ = two_runs[0]
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    tags = events.Tags()
+    scalars = set(tags["scalars"])
+    assert {"generator/d_loss", "generator/g_loss", "selection/score"} <= scalars
+    assert {"classifier/fake+real/s1/val_loss", "classifier/real+classic/s0/train_loss"} <= scalars
+    assert "audit/all/synthetic/recall" in scalars and "audit/near_copies" in scalars
+    logged = [int(r["step"]) for r in csv.DictReader(open(run_dir / "losses.csv"))]
+    assert [e.step for e in events.Scalars("generator/d_loss")] == logged  # every row losses.csv has
+    assert [e.step for e in events.Images(tags["images"][0])] == [10, 20, 30]  # a grid at each checkpoint
