@@ -78,3 +78,22 @@ def cli():
         return result
 
     return invoke
+
+
+@pytest.fixture
+def circle_images():
+    """``write(root, {"yes": 16, "no": 8}, n=16, size=48)``: a class-per-folder tree of ``n`` grey disc images
+    per class (radius + i % 3, so the images differ), ``scan00.png`` ... ; returns ``root``."""
+    import numpy as np
+    from PIL import Image
+
+    def write(root, radii: dict[str, int], n: int = 16, size: int = 48):
+        yy, xx = np.mgrid[:size, :size]
+        for label, radius in radii.items():
+            (root / label).mkdir(parents=True)
+            for i in range(n):
+                img = ((np.hypot(yy - size // 2, xx - size // 2) < radius + i % 3) * 200 + 30).astype(np.uint8)
+                Image.fromarray(img).save(root / label / f"scan{i:02d}.png")
+        return root
+
+    return write

@@ -118,13 +118,16 @@ def pools(p: Predictions, metric: str) -> dict:
 
 
 def compare_regimes(p: Predictions, a: str, b: str | None, metric: str = HEADLINE, *, n_boot: int = 2000,
-                    confidence: float = 0.95, seed: int = 0, pooled: bool = True) -> dict:
+                    confidence: float = 0.95, seed: int = 0, pooled: bool = True, pool: dict | None = None) -> dict:
     """``a`` against ``b`` (or ``a`` alone with ``b`` None) on one metric: ``augkit.outputs.stats.compare``,
-    with the training variance pooled over the study's regimes (``pooled``; :func:`pools`)."""
+    with the training variance pooled over the study's regimes (``pooled``; ``pool``: :func:`pools` of
+    ``metric``, when the caller already has it)."""
+    if pooled and pool is None:
+        pool = pools(p, metric)
     return stats.compare(
         p.labels, p.predicted(a), None if b is None else p.predicted(b), stats.metric_fn(metric, len(p.classes)),
         groups=p.groups, a_levels=p.levels(a), b_levels=None if b is None else p.levels(b), n_boot=n_boot,
-        confidence=confidence, seed=seed, pool=pools(p, metric) if pooled else None)
+        confidence=confidence, seed=seed, pool=pool if pooled else None)
 
 
 def analyse(p: Predictions, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,
@@ -135,11 +138,11 @@ def analyse(p: Predictions, *, n_boot: int = 2000, confidence: float = 0.95, see
     do not cover); default: read from the predictions.
     """
     regimes = list(p.runs)
-    intervals = {r: {m: compare_regimes(p, r, None, m, n_boot=n_boot, confidence=confidence, seed=seed)
-                     for m in METRICS} for r in regimes}
-    pairs = regime_table.comparisons(regimes)
-    rows = [{"regime": a, "reference": b, **{m: compare_regimes(p, a, b, m, n_boot=n_boot, confidence=confidence,
-                                                                seed=seed) for m in METRICS}} for a, b in pairs]
+    pooled = {m: pools(p, m) for m in METRICS}  # one estimate per metric, shared by every comparison
+    settings = {"n_boot": n_boot, "confidence": confidence, "seed": seed}
+    intervals = {r: {m: compare_regimes(p, r, None, m, pool=pooled[m], **settings) for m in METRICS} for r in regimes}
+    rows = [{"regime": a, "reference": b, **{m: compare_regimes(p, a, b, m, pool=pooled[m], **settings)
+                                             for m in METRICS}} for a, b in regime_table.comparisons(regimes)]
     for m in METRICS:
         for row, adjusted in zip(rows, stats.holm([row[m]["p_value"] for row in rows])):
             row[m]["p_holm"] = adjusted

@@ -159,13 +159,20 @@ def _boot_scores(metric: Callable, y_true: np.ndarray, preds: list[np.ndarray], 
         b = len(idx)
         for j, p in enumerate(preds):
             if isinstance(metric, Metric):
-                cells = codes[j][idx] + (np.arange(b) * k * k)[:, None]
-                cms = np.bincount(cells.ravel(), minlength=b * k * k).reshape(b, k, k)
-                out[j, done : done + b] = metric.from_confusions(cms)
+                out[j, done : done + b] = metric.from_confusions(_confusions(codes[j][idx], k))
             else:
                 out[j, done : done + b] = [metric(y_true[i], p[i]) for i in idx]
         done += b
     return out
+
+
+def _confusions(cells: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(b, n) confusion-matrix cells (``true * k + predicted``) of b resamples -> (b, k, k) matrices, each
+    image counted once or with its weight: one bincount for all of them."""
+    b = len(cells)
+    flat = (cells + (np.arange(b) * k * k)[:, None]).ravel()
+    return np.bincount(flat, weights=None if weights is None else weights.ravel(),
+                       minlength=b * k * k).reshape(b, k, k)
 
 
 def _two_sided_p(diffs: np.ndarray, difference: float) -> float:
@@ -216,22 +223,10 @@ def bootstrap_seeds(
 
 # --- inference over the units that vary: training runs and test patients --------------------------------------------
 #
-# A regime's figure is the mean, over its training runs, of the metric on the one real test split. Two
-# things would change it if the study were done again: the training runs (classifier seed, and the
-# generator's when synthetic images come from several generator trainings) and the test patients.
-# ``compare`` estimates both parts of the variance of a difference between two regimes' means:
-#
-# * training: each regime's runs are independent draws; the variance of a regime's mean is the sample
-#   variance of its run scores / runs (or, with several generator seeds, of its per-generator means /
-#   generators), with runs - 1 (generators - 1) degrees of freedom;
-# * test: a cluster bootstrap over the test split's patients of the difference of the two run-averaged
-#   metrics (every image of a drawn patient enters with the patient), which counts patient clustering;
-#
-# and adds them (the regimes' runs are trained apart, so the parts are independent), with a Student t
-# whose degrees of freedom come from Welch-Satterthwaite. With 3 seeds the training part has 2 degrees of
-# freedom: the interval is wide because 3 training runs say little about training variance, not because
-# the statistics are timid. docs/evaluation.md has the calibration (false-positive rate on simulated null
-# studies) and the power.
+# ``compare`` adds two parts of the variance of a regime's mean (or of a difference of two): the training part
+# (the spread between runs, or generators, optionally pooled over a study's regimes) and the test part (a cluster
+# bootstrap over the test patients), with a Student t whose degrees of freedom come from Welch-Satterthwaite.
+# docs/evaluation.md explains the choice and shows its calibration and power.
 
 
 def _cluster_weights(groups: Sequence | None, n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
@@ -261,14 +256,8 @@ def _cluster_weights(groups: Sequence | None, n: int, n_boot: int, seed: int) ->
 def _weighted_scores(metric: Metric, y_true: np.ndarray, preds: list[np.ndarray], weights: np.ndarray, k: int
                      ) -> np.ndarray:
     """(len(preds), b) metric of each prediction on each weighted resample (one weighted bincount each)."""
-    b = len(weights)
-    offsets = (np.arange(b) * k * k)[:, None]
-    out = np.empty((len(preds), b))
-    for j, p in enumerate(preds):
-        cells = (y_true * k + p)[None, :] + offsets
-        cms = np.bincount(cells.ravel(), weights=weights.ravel(), minlength=b * k * k).reshape(b, k, k)
-        out[j] = metric.from_confusions(cms)
-    return out
+    cells = [np.broadcast_to(y_true * k + p, weights.shape) for p in preds]
+    return np.stack([metric.from_confusions(_confusions(c, k, weights)) for c in cells])
 
 
 GENERATOR_UNITS = "generator and classifier seeds"

@@ -63,14 +63,15 @@ def fingerprint(data: LabeledImages) -> str:
 
 def check_fingerprint(run: RunFolder, data: LabeledImages, action: str) -> None:
     """Refuse (``DataError``) to reuse ``run``'s split on data that is not the data the run was made with."""
-    recorded = (run.read_json(RunFolder.DATA) or {}).get("fingerprint")
+    made = run.read_json(RunFolder.DATA) or {}
+    recorded = made.get("fingerprint")
     if recorded is None:
         log.warning("%s has no data fingerprint (made by an older augkit): the data cannot be checked", run.path.name)
         return
     if recorded != fingerprint(data):
-        then = (run.read_json(RunFolder.DATA) or {}).get("images")
         raise D.DataError(
-            f"cannot {action}: the data is not what {run.path.name} was made with ({then} images then, {len(data)} now, "
+            f"cannot {action}: the data is not what {run.path.name} was made with ({made.get('images')} images then, "
+            f"{len(data)} now, "
             "or the same count with other images or labels). Its splits.json would put other images in the test "
             "split, some of them ones the generator trained on. Restore the data as it was, or start a new run")
 

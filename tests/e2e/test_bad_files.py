@@ -11,14 +11,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def messy(tmp_path):
-    root = tmp_path / "brain"
-    yy, xx = np.mgrid[:48, :48]
-    for label, radius in (("yes", 16), ("no", 8)):
-        (root / label).mkdir(parents=True)
-        for i in range(16):
-            img = ((np.hypot(yy - 24, xx - 24) < radius + i % 3) * 200 + 30).astype(np.uint8)
-            Image.fromarray(img).save(root / label / f"scan{i:02d}.png")
+def messy(tmp_path, circle_images):
+    root = circle_images(tmp_path / "brain", {"yes": 16, "no": 8})
     (root / "yes" / "empty.jpeg").write_bytes(b"")
     good = (root / "yes" / "scan00.png").read_bytes()
     Image.open(root / "yes" / "scan00.png").save(root / "yes" / "whole.jpeg")

@@ -3,23 +3,15 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def recipe(tmp_path):
-    root = tmp_path / "data"
-    yy, xx = np.mgrid[:32, :32]
-    for label, radius in (("yes", 10), ("no", 5)):
-        (root / label).mkdir(parents=True)
-        for i in range(12):
-            img = ((np.hypot(yy - 16, xx - 16) < radius + i % 3) * 200 + 30).astype(np.uint8)
-            Image.fromarray(img).save(root / label / f"scan{i:02d}.png")
+def recipe(tmp_path, circle_images):
+    root = circle_images(tmp_path / "data", {"yes": 10, "no": 5}, n=12, size=32)
     (root / "covid").mkdir()  # an empty class folder, as in a held-out Kaggle-layout set
     (root / "yes" / "broken.png").write_bytes(b"not a png")
     (root / "no" / "empty.png").write_bytes(b"")

@@ -17,14 +17,8 @@ FOLDER = "DOE_JANE0"
 
 
 @pytest.fixture
-def hostile(tmp_path):
-    root = tmp_path / "data"
-    yy, xx = np.mgrid[:48, :48]
-    for label, radius in (("yes", 16), ("no", 8)):
-        (root / label).mkdir(parents=True)
-        for i in range(16):
-            img = ((np.hypot(yy - 24, xx - 24) < radius + i % 3) * 200 + 30).astype(np.uint8)
-            Image.fromarray(img).save(root / label / f"scan{i:02d}.png")
+def hostile(tmp_path, circle_images):
+    root = circle_images(tmp_path / "data", {"yes": 16, "no": 8})
     (root / "maybe").mkdir()  # an empty class folder
     (root / "yes" / FOLDER).mkdir()
     os.symlink(tmp_path / "gone" / f"{PATIENT}.png", root / "yes" / FOLDER / f"{PATIENT}.png")  # dangling
