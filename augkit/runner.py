@@ -110,7 +110,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         train, val, test = (loaded.data.subset(split[k]) for k in ("train", "val", "test"))
         pools, made = {}, load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry)  # without the overrides
         for seed in generator_seeds(resolved):
-            trained = run if seed == recipe.seed else RunFolder(run.path / RunFolder.GENERATORS / f"seed-{seed}")
+            trained = run if seed == recipe.seed else run.generator_seed(seed, create=False)
             if not trained.exists(RunFolder.CHECKPOINTS):
                 raise RecipeError([f"evaluation.generator_seeds: {recipe.evaluation.generator_seeds}, but {run.path.name} "
                                    f"has no generator trained with seed {seed} (evaluate trains no generator): ask "
@@ -146,17 +146,16 @@ def _extra_generators(resolved: ResolvedRecipe, train, val, folder: RunFolder, p
     for seed in generator_seeds(resolved)[1:]:
         sub, again = folder.generator_seed(seed), resolved.with_seed(seed)
         log.info("generator seed %d (evaluation.generator_seeds) in %s", seed, sub.path.relative_to(folder.path))
-        with _labelled(progress, f"g{seed} ") as labelled:
-            generator, checkpoint = train_generator(again, train, val, sub, labelled, resume=resume)
-            pools[seed], _, _ = sample_synthetic(again, generator, checkpoint, train, val, sub, labelled)
+        labelled = _labelled(progress, f"g{seed} ")
+        generator, checkpoint = train_generator(again, train, val, sub, labelled, resume=resume)
+        pools[seed], _, _ = sample_synthetic(again, generator, checkpoint, train, val, sub, labelled)
         sub.close_board()
     return pools
 
 
-@contextmanager
-def _labelled(progress: Progress, prefix: str):
+def _labelled(progress: Progress, prefix: str) -> Progress:
     """``progress`` with every description prefixed (which generator training a bar belongs to)."""
-    yield lambda iterable, description="", total=None: progress(iterable, prefix + description, total)
+    return lambda iterable, description="", total=None: progress(iterable, prefix + description, total)
 
 
 def check_distributed(resolved: ResolvedRecipe) -> None:

@@ -124,10 +124,11 @@ class RunFolder:
 
     GENERATORS = "generators"  # generators/seed-<s>/: the extra generator trainings (evaluation.generator_seeds)
 
-    def generator_seed(self, seed: int) -> RunFolder:
-        """The run folder of the generator trained with ``seed`` beside the run's own (created by the writer)."""
+    def generator_seed(self, seed: int, *, create: bool = True) -> RunFolder:
+        """The run folder of the generator trained with ``seed`` beside the run's own (created by the writer,
+        unless it is only to be read: ``create=False``)."""
         sub = RunFolder(self.path / self.GENERATORS / f"seed-{seed}", writer=self.writer)
-        if self.writer:
+        if create and self.writer:
             sub.path.mkdir(parents=True, exist_ok=True)
         return sub
 

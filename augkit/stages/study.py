@@ -237,6 +237,11 @@ def budget(resolved, train: LabeledImages) -> int | None:
     return resolved.build("classifier").budget_steps(len(train))
 
 
+def _name(regime: str, g: int | None, seed: int, generators: int) -> str:
+    """A training's name in progress bars, logs and TensorBoard: ``fake+real s1``, ``fake+real g1000 s1``."""
+    return f"{regime} s{seed}" if g is None or generators == 1 else f"{regime} g{g} s{seed}"
+
+
 def _patients(groups: list[str] | None) -> list[str] | None:
     """Test patients numbered in order of first appearance (``t1``, ``t2``, ...): the analysis needs which
     images share a patient, never who; the numbers are the same in every process, unlike the salted ids."""
@@ -292,7 +297,7 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
                                               needs, seed=seeds[0])
         data = datasets[regime, g]
         classifier, rows = trained.get((regime, seed), (None, [])) if g is None else (None, [])
-        name = f"{regime} s{seed}" if g is None or len(pools) == 1 else f"{regime} g{g} s{seed}"
+        name = _name(regime, g, seed, len(pools))
         if classifier is None:
             classifier, rows = resolved.build("classifier"), []
             fit = classifier.fit(data, val, seed=seed) if steps is None else classifier.fit(data, val, seed=seed,
@@ -302,7 +307,7 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
                 for row in progress(fit, name, classifier.total_epochs):
                     rows.append(row)
                     if board is not None:
-                        board.scalars(f"classifier/{name.replace(' ', '/')}", row, row.get("step", len(rows)))
+                        board.scalars(f"classifier/{name.replace(' ', '/')}", row, row["step"])
         else:
             log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
         if not here.main and mode == "ddp":
@@ -326,13 +331,11 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         runs.setdefault(regime, []).append(run)
         predictions.runs.setdefault(regime, []).append(comparisons.Run(seed, proba, g))
         curves += rows
-    if here.size > 1:
-        for row in curves:
-            tag = "/".join(str(row[k]) if k != "seed" else f"s{row[k]}" for k in ("regime", "generator_seed", "seed")
-                           if k in row)
-            folder.board().scalars(f"classifier/{tag}", {k: v for k, v in row.items()
-                                                          if k not in ("regime", "seed", "generator_seed")},
-                                   row.get("step", 0))
+        if here.size > 1:  # trained on other ranks too: rank 0 writes every curve now, as one process did live
+            tag = _name(regime, g, seed, len(pools)).replace(" ", "/")
+            for row in rows:  # the fit's own numbers, not the regime and seeds the curve rows are labelled with
+                folder.board().scalars(f"classifier/{tag}", {k: v for k, v in row.items()
+                                                              if k not in ("seed", "generator_seed")}, row["step"])
     folder.write_csv(RunFolder.CLASSIFIER_LOSSES, curves)
     folder.write_csv(RunFolder.PREDICTIONS, comparisons.write_predictions(predictions))
     evaluation = resolved.recipe.evaluation
