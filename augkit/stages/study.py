@@ -37,6 +37,7 @@ from augkit.outputs import metrics as M
 from augkit.outputs import stats
 from augkit.extension.roles import LabeledImages
 from augkit.outputs.run_folder import RunFolder
+from augkit.stages import side_by_side
 
 log = logging.getLogger("augkit")
 
@@ -251,6 +252,26 @@ def _patients(groups: list[str] | None) -> list[str] | None:
     return [f"t{number.setdefault(g, len(number) + 1)}" for g in groups]
 
 
+def _live(events, epochs: int, board, jobs: list[tuple], generators: int):
+    """Trainings side by side as one progress: every row advances the bar (``step``: epochs done over all
+    trainings; a training that stops early counts its unused epochs when it ends) and goes to TensorBoard."""
+    finished, latest, ended = 0, {}, set()
+    for event, j, item in events:
+        if event == "row":
+            if j not in ended:  # a row can arrive after its training's end: the bar has counted it then
+                latest[j] = item["step"]
+            regime, g, seed = jobs[j]
+            if board is not None:
+                board.scalars(f"classifier/{_name(regime, g, seed, generators).replace(' ', '/')}", item, item["step"])
+            yield event, j, {**{k: v for k, v in item.items() if k != "step"},
+                             "step": finished * epochs + sum(latest.values())}
+        else:
+            finished += 1
+            ended.add(j)
+            latest.pop(j, None)
+            yield event, j, item
+
+
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages,
              pool: LabeledImages | dict[int, LabeledImages], needs: dict[str, list[int]], folder: RunFolder | Path,
              progress, *, regimes: list[str], seeds: list[int], trained: dict | None = None) -> dict | None:
@@ -267,8 +288,11 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     training on its own ("jobs": the metrics of one process), or every rank takes part in every
     training, with DDP ("ddp"); the ``trained`` ones, which only rank 0 holds, are not retrained.
     Rank 0 gathers and scores; it returns the metrics and writes the files, the other ranks return None.
+    In one process, the trainings run ``evaluation.workers`` at a time in processes of one thread
+    each (:mod:`augkit.stages.side_by_side`) under one progress bar.
     """
     trained = trained or {}
+    evaluation = resolved.recipe.evaluation
     folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
     from augkit.outputs import report  # plotting stays out of the import path of library users
 
@@ -288,36 +312,62 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         mine, held, together = distributed.shard(len(jobs)), set(), distributed.alone
     datasets: dict[tuple, LabeledImages] = {}
     done: dict[int, tuple[dict, np.ndarray, list[dict]]] = {}  # job -> (run, probabilities, curve rows)
+
+    def data(j: int) -> LabeledImages:
+        regime, g, _ = jobs[j]
+        if (regime, g) not in datasets:
+            datasets[regime, g] = regime_data(regime, train, pools[g] if g in pools else next(iter(pools.values())),
+                                              needs, seed=seeds[0])
+        return datasets[regime, g]
+
+    def scored(j: int, proba: np.ndarray, rows: list[dict]) -> None:
+        regime, g, seed = jobs[j]
+        run = {"seed": seed, **({} if g is None else {"generator_seed": g}), "train_images": len(data(j)),
+               **run_metrics(y_true, proba, test.classes)}
+        done[j] = (run, proba, [{"regime": regime, **({} if g is None else {"generator_seed": g}), "seed": seed, **row}
+                                for row in rows])
+        log.info("%s: accuracy %.3f, macro F1 %.3f", _name(regime, g, seed, len(pools)), run["accuracy"], run["f1"])
+
+    board = folder.board() if here.size == 1 else None  # several processes: rank 0 writes after the gather
+    to_train = []
     for j in mine:
         regime, g, seed = jobs[j]
         if (regime, seed) in held and not here.main:
             continue
-        if (regime, g) not in datasets:
-            datasets[regime, g] = regime_data(regime, train, pools[g] if g in pools else next(iter(pools.values())),
-                                              needs, seed=seeds[0])
-        data = datasets[regime, g]
         classifier, rows = trained.get((regime, seed), (None, [])) if g is None else (None, [])
-        name = _name(regime, g, seed, len(pools))
         if classifier is None:
-            classifier, rows = resolved.build("classifier"), []
-            fit = classifier.fit(data, val, seed=seed) if steps is None else classifier.fit(data, val, seed=seed,
-                                                                                            steps=steps)
-            board = folder.board() if here.size == 1 else None  # several processes: rank 0 writes after the gather
-            with together():
-                for row in progress(fit, name, classifier.total_epochs):
-                    rows.append(row)
-                    if board is not None:
-                        board.scalars(f"classifier/{name.replace(' ', '/')}", row, row["step"])
-        else:
-            log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
+            to_train.append(j)
+            continue
+        log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
+        scored(j, classifier.predict_proba(test.images).float().numpy(), rows)
+    cls, options = resolved.plugins["classifier"]
+    workers = 1 if here.size > 1 or not to_train else side_by_side.worker_count(
+        evaluation.workers, resolved.build("classifier"), len(to_train))
+    if workers > 1 and not side_by_side.picklable(cls, options):
+        log.info("classifier trainings one at a time: the %s classifier cannot be sent to other processes", cls.__name__)
+        workers = 1
+    if workers > 1:
+        log.info("%d classifier trainings, %d side by side (evaluation.workers)", len(to_train), workers)
+        trainings = [side_by_side.Training(j, data(j), jobs[j][2]) for j in to_train]
+        epochs = resolved.build("classifier").total_epochs
+        events = side_by_side.train(cls, options, trainings, val, test.images, steps, workers)
+        for event, j, item in progress(_live(events, epochs, board, jobs, len(pools)),
+                                       f"classifiers x{workers}", len(to_train) * epochs):
+            if event == "done":
+                scored(j, *item)
+    for j in to_train if workers == 1 else []:
+        regime, g, seed = jobs[j]
+        classifier, rows, name = resolved.build("classifier"), [], _name(regime, g, seed, len(pools))
+        fit = classifier.fit(data(j), val, seed=seed) if steps is None else classifier.fit(data(j), val, seed=seed,
+                                                                                           steps=steps)
+        with together():
+            for row in progress(fit, name, classifier.total_epochs):
+                rows.append(row)
+                if board is not None:
+                    board.scalars(f"classifier/{name.replace(' ', '/')}", row, row["step"])
         if not here.main and mode == "ddp":
             continue  # rank 0 holds the same weights and scores them
-        proba = classifier.predict_proba(test.images).float().numpy()
-        run = {"seed": seed, **({} if g is None else {"generator_seed": g}), "train_images": len(data),
-               **run_metrics(y_true, proba, test.classes)}
-        done[j] = (run, proba, [{"regime": regime, **({} if g is None else {"generator_seed": g}), "seed": seed, **row}
-                                for row in rows])
-        log.info("%s: accuracy %.3f, macro F1 %.3f", name, run["accuracy"], run["f1"])
+        scored(j, classifier.predict_proba(test.images).float().numpy(), rows)
     parts = distributed.gather(done)
     if parts is None:
         return None
@@ -338,7 +388,6 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
                                                               if k not in ("seed", "generator_seed")}, row["step"])
     folder.write_csv(RunFolder.CLASSIFIER_LOSSES, curves)
     folder.write_csv(RunFolder.PREDICTIONS, comparisons.write_predictions(predictions))
-    evaluation = resolved.recipe.evaluation
     metrics = {
         "classes": list(test.classes),
         "test_counts": test.counts(),

@@ -29,6 +29,10 @@ class EfficientNetV2(augkit.Classifier):
             "tf_efficientnetv2_b0",
             description="timm model name: tf_efficientnetv2_b0 (CPU), _s / _m (GPU); test_efficientnet for tests",
         )
+        width: float = Field(
+            1.0, gt=0, le=2, description="channel multiplier of every stage (timm's channel_multiplier): 1 is the "
+            "variant itself; 0.5 trains ~2x faster on a CPU and held accuracy at 56 px (docs/benchmarks.md). "
+            "Weights files only fit width 1")
         channels: Literal[1, 3] = Field(1, description="input channels")
         image_size: int = Field(112, ge=8, description="input side (informational; the networks are size-agnostic)")
         weights: Path | None = Field(None, description="optional local weights file; nothing is downloaded")
@@ -84,6 +88,13 @@ class EfficientNetV2(augkit.Classifier):
                 raise ValueError(f"min_epochs ({self.min_epochs}) is more than epochs ({self.epochs})")
             return self
 
+        @model_validator(mode="after")
+        def _check_width(self):
+            if self.weights is not None and self.width != 1:
+                raise ValueError(f"width {self.width:g} with a weights file: the weights fit the variant at width 1; "
+                                 "set width: 1 or leave weights empty")
+            return self
+
         @field_validator("weights")
         @classmethod
         def _exists(cls, v: Path | None) -> Path | None:
@@ -114,7 +125,8 @@ class EfficientNetV2(augkit.Classifier):
 
         o = self.options
         model = timm.create_model(
-            o.variant, pretrained=False, num_classes=n_classes, in_chans=o.channels, drop_rate=o.drop_rate
+            o.variant, pretrained=False, num_classes=n_classes, in_chans=o.channels, drop_rate=o.drop_rate,
+            **({} if o.width == 1 else {"channel_multiplier": o.width}),
         )
         # timm's EfficientNet head init scales as 1/sqrt(classes): made for 1,000 classes, it
         # gives a 2- or 3-class head logits so large that the first epochs are wasted
@@ -162,7 +174,8 @@ class EfficientNetV2(augkit.Classifier):
         rng = torch.Generator().manual_seed(seed)
         model = self.model = self._create(len(train.classes))
         net = model if here.size == 1 else self._distribute(model, seed, here)
-        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        # one fused kernel for every parameter: a tenth of a 56 px CPU training step saved (docs/benchmarks.md)
+        opt = torch.optim.AdamW(model.parameters(), lr=o.lr, weight_decay=o.weight_decay, fused=True)
         steps_per_epoch = max(len(train) // o.batch_size, 1)
         per_round = steps_per_epoch if steps is None else max(steps // o.epochs, 1)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=o.epochs * per_round)
