@@ -112,6 +112,26 @@ def test_n_plus_resume_n_equals_2n_straight(tiny_images, tmp_path, tricks):
     assert list(tmp_path.iterdir()) == [tmp_path / "g.pt"]  # no temporary file left behind
 
 
+def test_the_moving_average_samples_with_batch_norm_statistics_of_its_own(tiny_images):
+    labels = torch.arange(3).repeat(4)
+    own = tiny()
+    list(own.fit(tiny_images, seed=1))
+    before = own.sample(labels, seed=1)
+    norms = [k for k in own.G.state_dict() if "running" in k]
+    ema, live = own.G_ema.state_dict(), own.G.state_dict()
+    assert norms and all(not torch.equal(ema[k], live[k]) for k in norms)  # recomputed for the average's weights
+    with torch.no_grad():
+        for m in own.G.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.add_(5.0)
+    assert torch.equal(own.sample(labels, seed=1), before)  # the training G's statistics play no part
+    borrowed = tiny(ema_statistics="live")
+    list(borrowed.fit(tiny_images, seed=1))
+    borrowed.sample(labels, seed=1)
+    ema, live = borrowed.G_ema.state_dict(), borrowed.G.state_dict()
+    assert all(torch.equal(ema[k], live[k]) for k in norms)
+
+
 def test_telemetry_rows(tiny_images):
     rows = [r for r in tiny().fit(tiny_images, seed=0) if "d_loss" in r]
     assert set(rows[0]) == {"step", "d_loss", "g_loss", "d_real_acc", "d_fake_acc", "aux_acc_real", "aux_acc_fake",

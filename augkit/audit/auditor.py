@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from augkit.audit import diversity as D
 from augkit.audit.maths import data_copying, fidelity, flat, mirror, nearest, quantiles
 from augkit.extension.roles import FeatureExtractor, LabeledImages, SyntheticBatch
 from augkit.outputs.run_report import FIDELITY  # the report reads what the audit writes: the list lives there
@@ -189,8 +190,10 @@ class Auditor:
         return {"n": m, "reference": len(ref), "synthetic": self._repeat(ref, syn, m, gen),
                 "real_floor": self._repeat(ref, comp, m, gen)}
 
-    def summary(self, screen: Screen, syn_feats: Tensor, dropped: dict[str, int] | None = None) -> dict:
-        """The audit as ``audit.json`` holds it."""
+    def summary(self, screen: Screen, syn_feats: Tensor, dropped: dict[str, int] | None = None, *,
+                images: Tensor | None = None) -> dict:
+        """The audit as ``audit.json`` holds it; ``images``: the screened synthetic images, for the
+        intra-class MS-SSIM diversity (:mod:`augkit.audit.diversity`) against the training images'."""
         classes = self.reference.classes
         k = len(classes)
         out: dict = {
@@ -201,6 +204,13 @@ class Auditor:
                          "copy_margin": self.s.copy_margin},
             "fidelity": self.fidelity(syn_feats, screen.labels),
         }
+        if images is not None:
+            out["diversity"] = {
+                "measure": "1 - mean MS-SSIM between pairs of images of a class (pixels; docs/audit.md)",
+                "collapsed_below": D.COLLAPSED,
+                "per_class": D.per_class(images, screen.labels, self.reference.images, self.reference.labels, classes,
+                                         seed=self.s.seed),
+            }
         if screen.recognised is not None:
             cm = torch.zeros(k, k, dtype=torch.long)
             cm.index_put_((screen.labels, screen.recognised), torch.ones(len(screen), dtype=torch.long), accumulate=True)
@@ -240,7 +250,7 @@ class Auditor:
 
 def warnings_for(summary: dict) -> list[str]:
     """Reviewer warnings for the run's warnings list."""
-    out = []
+    out = D.warnings_for((summary.get("diversity") or {}).get("per_class", {}), "audit")
     mem = summary["memorisation"]
     if mem["near_copies"]:
         out.append(f"audit: {mem['near_copies']} synthetic images ({100 * mem['near_copy_rate']:.1f}%) are near copies "

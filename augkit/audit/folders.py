@@ -77,7 +77,7 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
     list(progress(extractor.fit(fit_train, fit_val, seed=settings.seed), "audit: feature extractor", None))
     auditor = Auditor(extractor, ref, held, settings)
     screen, feats = auditor.screen(syn.images, syn.labels)
-    summary = auditor.summary(screen, feats)
+    summary = auditor.summary(screen, feats, images=syn.images)
     summary["skipped"] = {"reference": len(ref_skipped), "synthetic": [f for f, _ in syn_skipped]}
     out_dir = Path(out_dir)
     folder = RunFolder(out_dir)

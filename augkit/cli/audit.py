@@ -82,6 +82,9 @@ def audit(
               f"data-copying C_T: {mem['data_copying'].get('c_t')}; "
               + (f"label faithfulness: {100 * summary['faithfulness']['overall']:.0f}%" if summary["faithfulness"] else ""),
               highlight=False)
+    ratios = {c: f["ratio"] for c, f in summary["diversity"]["per_class"].items()}
+    err.print("intra-class diversity (MS-SSIM), x real: "
+              + ", ".join(f"{c} {'n/a' if r is None else f'{r:.2f}'}" for c, r in ratios.items()), highlight=False)
     for warning in A.warnings_for(summary):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     print(out_dir)

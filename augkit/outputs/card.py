@@ -84,6 +84,8 @@ def _audit(audit: dict) -> dict:
         "label_faithfulness": {"overall": faithfulness.get("overall"), "per_class": faithfulness.get("per_class")},
         "near_copies": memorisation.get("near_copies"),
         "data_copying_c_t": (memorisation.get("data_copying") or {}).get("c_t"),
+        "intra_class_diversity": {c: {k: f[k] for k in ("synthetic", "real", "collapsed")}
+                                  for c, f in (audit.get("diversity") or {}).get("per_class", {}).items()},
     }
 
 
@@ -142,6 +144,12 @@ def markdown(card: dict[str, Any]) -> str:
                 continue
             lines.append(f"| {c} | " + " | ".join(f"{f[k]['synthetic']:.2f} (real {f[k]['real_floor']:.2f})"
                                                    for k in ("precision", "recall", "coverage")) + " |")
+        diversity = audit.get("intra_class_diversity") or {}
+        if diversity:
+            lines += ["", "Intra-class diversity, 1 - MS-SSIM between pairs of one class (pixels; 0 is one image "
+                      "repeated): " + "; ".join(
+                          f"{c} {_number(f['synthetic'], 3)} (real {_number(f['real'], 3)})"
+                          + (", collapsed" if f["collapsed"] else "") for c, f in diversity.items()) + "."]
         faith = audit["label_faithfulness"]["overall"]
         lines += ["", f"Label faithfulness (the real-trained classifier agrees with the requested class): "
                       f"{'n/a' if faith is None else f'{faith:.2f}'}. Near copies of training images: "
@@ -161,5 +169,5 @@ def markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _number(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
+def _number(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"

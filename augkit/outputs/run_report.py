@@ -130,13 +130,16 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         judge = selection.get("judge_val_accuracy")
         out.append(Para(
             "At each checkpoint a small CNN trained on the real training split labels generated images: conditional "
-            "accuracy is how often it recognises the requested class; diversity is the generated images' spread "
-            f"relative to real ones. The CNN recognises {100 * judge:.0f}% of real validation images (balanced)."
+            "accuracy is how often it recognises the requested class; diversity is, per class, 1 - MS-SSIM between "
+            "pairs of generated images over the same for real images (mean over classes; 1 = as varied as real). "
+            f"The CNN recognises {100 * judge:.0f}% of real validation images (balanced). A checkpoint with a "
+            "collapsed class (diversity below 0.5) is never used when one without exists; "
+            f"used: {selection.get('used', 'last.pt')}."
         ))
         out.append(Table(
-            ["iteration", "conditional accuracy", "diversity", "score"],
-            [[str(s["step"]), f"{s['conditional_accuracy']:.2f}", f"{s['diversity']:.2f}", f"{s['score']:.2f}"]
-             for s in selection["scores"]],
+            ["iteration", "conditional accuracy", "diversity", "collapsed classes", "score"],
+            [[str(s["step"]), f"{s['conditional_accuracy']:.2f}", f"{s['diversity']:.2f}",
+              ", ".join(s.get("collapsed", [])) or "none", f"{s['score']:.2f}"] for s in selection["scores"]],
         ))
 
     out += [Heading("Classifier study"), Para(
@@ -176,6 +179,10 @@ def _ms(stat: dict | None, digits: int = 3) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def _f3(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
     """The audit section: fidelity beside real-vs-real floors, label faithfulness, memorisation."""
     fid, mem, faith = audit["fidelity"], audit["memorisation"], audit.get("faithfulness")
@@ -205,6 +212,15 @@ def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
     notes = [f"{name}: {scope['note']}" for name, scope in scopes if scope and "note" in scope]
     if notes:
         out.append(Para("Not measured: " + "; ".join(notes) + "."))
+    diversity = audit.get("diversity")
+    if diversity:
+        out.append(Para(
+            "Intra-class diversity, in pixels (no network involved): 1 - mean MS-SSIM between pairs of images of a "
+            "class, synthetic against the training images of the class. 0 is one image repeated; a class below "
+            f"{diversity['collapsed_below']:g}x the real figure is collapsed."))
+        out.append(Table(["class", "synthetic", "real", "synthetic / real", ""], [
+            [name, _f3(f["synthetic"]), _f3(f["real"]), "n/a" if f["ratio"] is None else f"{f['ratio']:.2f}",
+             "collapsed" if f["collapsed"] else ""] for name, f in diversity["per_class"].items()]))
 
     out.append(Heading("Label faithfulness", 3))
     if faith:

@@ -1,7 +1,8 @@
 """Stage: train the generator on the training split, with checkpoints, and choose the checkpoint to sample from.
 
 At every checkpoint a judge trained on real images scores the generator (augkit.stages.selection);
-the best-scoring checkpoint is kept as ``best.pt`` beside ``last.pt`` (which resumes). Under torchrun
+the best checkpoint (``selection.rank``: never one with a collapsed class when there is one
+without) is kept as ``best.pt`` beside ``last.pt`` (which resumes). Under torchrun
 every rank trains (the generator synchronises itself); rank 0 alone scores, checkpoints and
 writes, and tells the others which checkpoint to sample from.
 """
@@ -20,7 +21,7 @@ from augkit.extension.roles import Generator, LabeledImages
 from augkit.outputs import report
 from augkit.outputs.progress import Progress
 from augkit.outputs.run_folder import RunFolder
-from augkit.stages.selection import TRUSTED_JUDGE, Scorer, train_judge, warnings_for
+from augkit.stages.selection import TRUSTED_JUDGE, Scorer, rank, train_judge, warnings_for
 
 log = logging.getLogger("augkit")
 
@@ -83,10 +84,11 @@ def _judge(resolved: ResolvedRecipe, train: LabeledImages, val: LabeledImages, f
     judge, history.judge_accuracy = train_judge(train, val, seed=recipe.seed, steps=recipe.selection.judge_steps)
     log.info("judge (a small CNN on real training data) recognises %.0f%% of real validation images (balanced)",
              100 * history.judge_accuracy)
-    if history.judge_accuracy < TRUSTED_JUDGE:
-        folder.warn(f"the judge recognises only {100 * history.judge_accuracy:.0f}% of real validation images: "
-                    "generator scores are reported but not used to pick a checkpoint (the last one is used)")
-    return Scorer(judge, train, per_class=recipe.selection.per_class, seed=recipe.seed + 1)
+    trusted = history.judge_accuracy >= TRUSTED_JUDGE
+    if not trusted:
+        folder.warn(f"the judge recognises only {100 * history.judge_accuracy:.0f}% of real validation images: its "
+                    "scores are reported but do not pick the checkpoint (the latest without a collapsed class is used)")
+    return Scorer(judge, train, per_class=recipe.selection.per_class, seed=recipe.seed + 1, trusted=trusted)
 
 
 class Checkpointer:
@@ -109,7 +111,7 @@ class Checkpointer:
         board = folder.board()
         if self.scorer is not None:
             score = {"step": step, **self.scorer(self.generator)}
-            if not history.scores or score["score"] > max(s["score"] for s in history.scores):
+            if not history.scores or rank(score) > max(rank(s) for s in history.scores):
                 self.generator.save(folder.file(RunFolder.BEST))
             history.scores.append(score)
             board.scalars("selection", score, step)
@@ -128,23 +130,23 @@ class Checkpointer:
 
 def _choose(cls: type[Generator], generator: Generator, folder: RunFolder, history: History
             ) -> tuple[Generator, Path]:
-    """The best checkpoint when the judge is trusted, else the last; every rank gets rank 0's choice."""
+    """The best checkpoint by ``selection.rank`` (with an untrusted judge, the latest without a collapsed class);
+    the last without scores; every rank gets rank 0's choice."""
     best, last = folder.file(RunFolder.BEST), folder.file(RunFolder.LAST)
     if not distributed.world().main:  # rank 0 has written the checkpoints: sample from the one it chose
         return (cls.load(best), best) if distributed.broadcast(None) else (generator, last)
     report.plot_losses(history.rows, folder.file(RunFolder.LOSSES_PLOT), title="generator training",
                        keys=("d_loss", "g_loss"))
     scores = history.scores
-    trusted = bool(scores) and history.judge_accuracy >= TRUSTED_JUDGE
-    for warning in warnings_for(scores) if trusted else ():
+    for warning in warnings_for(scores):
         folder.warn(warning)
-    used = best if trusted else last
+    chosen = max(scores, key=rank) if scores else None
+    used = best if chosen is not None else last
     folder.write_json(RunFolder.SELECTION, history.selection(used=used.name))  # augkit evaluate samples from it
-    distributed.broadcast(trusted)
-    if not trusted:
+    distributed.broadcast(chosen is not None)
+    if chosen is None:
         return generator, last
-    chosen = max(scores, key=lambda s: s["score"])
-    log.info("using the checkpoint of iteration %d: conditional accuracy %.2f, diversity %.2f",
+    log.info("using the checkpoint of iteration %d: conditional accuracy %.2f, diversity %.2f (MS-SSIM, x real)",
              chosen["step"], chosen["conditional_accuracy"], chosen["diversity"])
     return cls.load(best), best
 

@@ -116,14 +116,13 @@ def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: lis
     if drop:  # keep the planned count per class: replacements can overshoot a class
         kept = _trim(kept, target)
 
-    screen, syn_feats = A.Screen.concat(screens), torch.cat(feats)
-    summary = auditor.summary(screen, syn_feats, dropped=dropped if drop else None)
+    screen, syn_feats, images = A.Screen.concat(screens), torch.cat(feats), torch.cat(all_images)
+    summary = auditor.summary(screen, syn_feats, dropped=dropped if drop else None, images=images)
     folder.folder(RunFolder.AUDIT_DIR)
     folder.write_json(RunFolder.AUDIT, summary)
     exported = {(b.seed, i) for b in kept for i in b.index}
     A.write_flags(screen, train.classes, [{"seed": sd, "index": i, "exported": int((sd, i) in exported)} for sd, i in ids],
                   folder.file(RunFolder.FLAGS))
-    images = torch.cat(all_images)
     A.plot_closest_pairs(images, screen, train.images, folder.file(RunFolder.CLOSEST_PAIRS), n=spec.pairs)
     A.plot_distances(screen, auditor, folder.file(RunFolder.DISTANCES))
     for warning in A.warnings_for(summary):
@@ -162,5 +161,7 @@ def _board_audit(folder: RunFolder, summary: dict) -> None:
                 board.scalars(f"audit/{name}/{side}", {k: v["mean"] for k, v in block[side].items()}, 0)
     memorisation = summary.get("memorisation", {})
     faithfulness = summary.get("faithfulness") or {}
+    for name, figures in (summary.get("diversity") or {}).get("per_class", {}).items():
+        board.scalars(f"audit/{name}/ms_ssim_diversity", {k: figures[k] for k in ("synthetic", "real", "ratio")}, 0)
     board.scalars("audit", {"near_copies": memorisation.get("near_copies"),
                             "faithfulness": faithfulness.get("overall")}, 0)

@@ -4,12 +4,21 @@ The judge is a small CNN trained on the real training split only. Every few iter
 runner samples a fixed, seeded set per class and measures
 
 * conditional accuracy: how often the judge recognises the requested class;
-* diversity: per class, the mean pairwise distance of the judge's features among generated
-  images, divided by the same among real training images (1.0 = as varied as the real data;
-  near 0 = mode collapse).
+* diversity: per class, ``1 - mean MS-SSIM`` between pairs of generated images divided by the
+  same among real training images of the class (:mod:`augkit.audit.diversity`; 1.0 = as varied
+  as the real data, near 0 = one image repeated). A class below 0.5 is *collapsed*.
 
-The score is ``conditional_accuracy * min(1, mean diversity)``; the best-scoring checkpoint
-is kept. Works with any generator: it only calls ``sample``.
+The score is ``conditional_accuracy * min(1, mean diversity)``. A checkpoint with a collapsed
+class never wins against one without: the kept checkpoint is the best-scoring one without a
+collapsed class (with an untrusted judge, the latest one without), and only when every
+checkpoint has one, the best of those (:func:`rank`). Works with any generator: it only calls
+``sample``.
+
+Diversity used to be measured in the judge's features (``feature_diversity``, still reported):
+it read 0.99 for sixteen near-identical images because generated images far from anything the
+judge saw map to features of a larger scale than real ones, where a small variation is a large
+distance, and a judge that has learnt little spreads real images little. Pixels do not depend
+on a network.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from augkit.audit import diversity as D
 from augkit.extension.roles import Generator, LabeledImages
 
 log = logging.getLogger("augkit")
@@ -85,30 +95,52 @@ def _mean_pairwise(feats: Tensor) -> float:
 
 
 class Scorer:
-    """Scores a generator's samples against the real training set's class-wise diversity."""
+    """Scores a generator's samples against the real training set's class-wise diversity.
 
-    def __init__(self, judge: Judge, train: LabeledImages, *, per_class: int, seed: int):
-        self.judge, self.classes, self.seed = judge, train.classes, seed
+    ``trusted``: whether the judge recognises real validation images well enough
+    (``TRUSTED_JUDGE``) for its conditional accuracy to choose between checkpoints.
+    """
+
+    def __init__(self, judge: Judge, train: LabeledImages, *, per_class: int, seed: int, trusted: bool = True):
+        self.judge, self.classes, self.seed, self.trusted = judge, train.classes, seed, trusted
         self.labels = torch.arange(len(train.classes)).repeat_interleave(per_class)
         feats, _ = judge.embed(train.images)
-        self.real_diversity = [_mean_pairwise(feats[train.labels == c][:256]) for c in range(len(train.classes))]
+        self.real_feature_diversity = [_mean_pairwise(feats[train.labels == c][:256]) for c in range(len(train.classes))]
+        self.real_diversity = [D.diversity(train.images[train.labels == c], seed=seed + c)
+                               for c in range(len(train.classes))]
 
     def __call__(self, generator: Generator) -> dict:
         images = generator.sample(self.labels, seed=self.seed)
         feats, pred = self.judge.embed(images)
+        figures = D.per_class(images, self.labels, torch.empty(0), torch.empty(0), self.classes, seed=self.seed,
+                              real_figures=self.real_diversity)
         per_class = {}
         for c, name in enumerate(self.classes):
             mine = self.labels == c
-            diversity = _mean_pairwise(feats[mine]) / max(self.real_diversity[c], 1e-8)
-            per_class[name] = {"accuracy": (pred[mine] == c).float().mean().item(), "diversity": diversity}
+            per_class[name] = {"accuracy": (pred[mine] == c).float().mean().item(),
+                               "diversity": figures[name]["ratio"],
+                               "diversity_synthetic": figures[name]["synthetic"],
+                               "diversity_real": figures[name]["real"],
+                               "feature_diversity": _mean_pairwise(feats[mine]) / max(self.real_feature_diversity[c],
+                                                                                      1e-8)}
         accuracy = (pred == self.labels).float().mean().item()
-        diversity = sum(v["diversity"] for v in per_class.values()) / len(per_class)
+        ratios = [v["diversity"] for v in per_class.values() if v["diversity"] is not None]
+        diversity = sum(ratios) / len(ratios) if ratios else 0.0
         return {
             "conditional_accuracy": accuracy,
             "diversity": diversity,
+            "feature_diversity": sum(v["feature_diversity"] for v in per_class.values()) / len(per_class),
             "score": accuracy * min(1.0, diversity),
+            "collapsed": D.collapsed(figures),
+            "trusted": self.trusted,
             "per_class": per_class,
         }
+
+
+def rank(score: dict) -> tuple:
+    """Checkpoints ordered by this key, best last: one without a collapsed class before any with one; then
+    the score when the judge is trusted, else the iteration (the latest)."""
+    return (not score.get("collapsed"), score["score"] if score.get("trusted", True) else score["step"])
 
 
 def warnings_for(scores: list[dict]) -> list[str]:
@@ -116,16 +148,22 @@ def warnings_for(scores: list[dict]) -> list[str]:
     if not scores:
         return []
     out = []
-    best = max(scores, key=lambda s: s["score"])
+    best = max(scores, key=rank)
     last = scores[-1]
-    if last["score"] < best["score"] - 0.15:
+    trusted = best.get("trusted", True)
+    if trusted and last["score"] < best["score"] - 0.15:
         out.append(
             f"generator score collapsed: best {best['score']:.2f} at iteration {best['step']}, "
             f"{last['score']:.2f} at the end; the best checkpoint is used"
         )
+    if best.get("collapsed"):
+        out.append(f"every checkpoint has a collapsed class; the one of iteration {best['step']} is used: train longer, "
+                   "or change the generator's settings (docs/generators.md)")
     for name, v in best["per_class"].items():
-        if v["diversity"] < 0.5:
-            out.append(f"class {name}: generated images are {v['diversity']:.2f}x as varied as real ones (mode collapse?)")
-        if v["accuracy"] < 0.5:
+        if v.get("diversity_synthetic") is not None and v["diversity"] is not None and v["diversity"] < D.COLLAPSED:
+            out.append(f"selection: class {name} is collapsed at iteration {best['step']}: its images are "
+                       f"{v['diversity']:.2f}x as varied as real ones (1 - MS-SSIM between pairs "
+                       f"{v['diversity_synthetic']:.3f}, real {v['diversity_real']:.3f})")
+        if trusted and v["accuracy"] < 0.5:
             out.append(f"class {name}: only {100 * v['accuracy']:.0f}% of generated images are recognised as {name}")
     return out

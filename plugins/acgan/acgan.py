@@ -46,7 +46,7 @@ FORMAT = "augkit-acgan-2"
 class ACGAN(augkit.Generator):
     """Auxiliary-classifier GAN: G(z, label) -> image; D(image) -> (real/fake, class)."""
 
-    version = "3"  # 3: faster dropout masks, bf16 by default where supported
+    version = "4"  # 3: faster dropout masks, bf16 by default where supported; 4: the EMA's own BN statistics
     supports_distributed = True  # fit() trains with DDP under torchrun (docs/distributed.md)
 
     class Options(augkit.Generator.Options):
@@ -74,6 +74,10 @@ class ACGAN(augkit.Generator):
         spectral_norm: bool = Field(False, description="spectral norm on D's layers (replaces D's batch norm)")
         loss: Literal["bce", "hinge"] = Field("bce", description="adversarial loss: the paper's bce, or hinge")
         ema: float | None = Field(0.999, gt=0, lt=1, description="decay of the moving average of G used for sampling")
+        ema_statistics: Literal["own", "live"] = Field(
+            "own", description="batch-norm statistics the moving average samples with: own (recomputed for its "
+            "weights over 16 seeded batches before it samples, BigGAN's standing statistics) or live (the training "
+            "G's running statistics, as before)")
         balanced_batches: bool = Field(True, description="draw training batches with equal class frequencies")
         # speed (see docs/benchmarks.md)
         precision: accel.Precision = Field(
@@ -114,6 +118,7 @@ class ACGAN(augkit.Generator):
         self.G: Generator | None = None
         self._torch_rng: Tensor | None = None
         self._cuda_rng: Tensor | None = None
+        self._stale = True  # the moving average's batch-norm statistics are not yet its own
 
     @property
     def classes(self) -> list[str]:
@@ -232,7 +237,9 @@ class ACGAN(augkit.Generator):
             self.opt_g.step()
             D_plain.requires_grad_(True)
             if self.G_ema is not None:
-                _ema_update(self.G_ema, G, min(o.ema, (1 + self.step) / (10 + self.step)))
+                _ema_update(self.G_ema, G, min(o.ema, (1 + self.step) / (10 + self.step)),
+                            buffers=o.ema_statistics == "live")
+                self._stale = True
 
             self.step += 1
             row: dict[str, float] = {"step": self.step}
@@ -275,6 +282,8 @@ class ACGAN(augkit.Generator):
         if self.G is None:
             raise RuntimeError("acgan: fit() or load() a checkpoint before sampling")
         net = self.G_ema if self.G_ema is not None else self.G
+        if net is self.G_ema and self.options.ema_statistics == "own" and self._stale:
+            self._standing_statistics()
         rng = torch.Generator().manual_seed(seed)  # on the CPU: the same z on every device
         z = torch.randn(len(labels), self.options.latent_dim, generator=rng).to(self.device)
         was_training = net.training
@@ -285,6 +294,31 @@ class ACGAN(augkit.Generator):
             return out.float().cpu().contiguous()
         finally:
             net.train(was_training)
+
+    @torch.inference_mode()
+    def _standing_statistics(self, batches: int = 16) -> None:
+        """The moving average's batch-norm statistics, recomputed for its own weights: the plain mean of the
+        batch statistics over ``batches`` seeded batches of G's training distribution (z, uniform labels).
+        A function of the weights alone, so a resumed run and a loaded checkpoint sample the same images."""
+        net, o = self.G_ema, self.options
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        rng = torch.Generator().manual_seed(0)
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        net.train()
+        try:
+            with self._autocast():
+                for _ in range(batches):
+                    z = torch.randn(o.batch_size, o.latent_dim, generator=rng).to(self.device)
+                    y = torch.randint(len(self._classes), (o.batch_size,), generator=rng).to(self.device)
+                    net(z, y)
+        finally:
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            net.eval()
+        self._stale = False
 
     # -- checkpoints --------------------------------------------------------------------
     def save(self, path: Path) -> None:
@@ -338,10 +372,11 @@ def _dropout_seed(seed: int, step: int, rank: int) -> int:
 
 
 @torch.no_grad()
-def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, buffers: bool) -> None:
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p, 1.0 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):  # batch-norm statistics follow G directly
-        e.copy_(b)
+    if buffers:  # ema_statistics: live: batch-norm statistics follow G directly
+        for e, b in zip(ema.buffers(), model.buffers()):
+            e.copy_(b)
 
 

@@ -1,0 +1,94 @@
+"""Intra-class diversity a weak feature space cannot fool: mean pairwise MS-SSIM within each class.
+
+Odena et al. (2017, the AC-GAN paper) found their collapsed classes this way. The MS-SSIM of
+two images (Wang et al. 2003, MONAI's ``compute_ms_ssim``) is 1 when they are identical and
+falls towards 0 as their structure differs at every scale. Over random pairs of one class,
+``diversity = 1 - mean MS-SSIM``: 0 when the class is one image repeated. It is measured in
+pixels, so it needs no trained network, and it is set against the same figure for real images
+of the class: a synthetic class below ``COLLAPSED`` times the real figure is *collapsed*.
+
+The scales and window follow the image size: as many of MS-SSIM's five scales (weights
+renormalised) as MONAI accepts with an 11-pixel window, 3 at 56 px, 4 at 112 px; a smaller
+window below 22 px. Images in [-1, 1] are compared as [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+COLLAPSED = 0.5  # synthetic / real diversity below this: the class is collapsed
+_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al.'s five scales
+
+
+@functools.cache
+def settings(side: int) -> tuple[int, tuple[float, ...]]:
+    """(window, scale weights) for images ``side`` pixels wide."""
+    half = side // 2
+    kernel = 11 if side >= 22 else max(3, half if half % 2 else half - 1)  # odd
+    scales = 1
+    for n in range(2, len(_WEIGHTS) + 1):  # MONAI's own size check for n weights
+        if side // max(1, n - 1) ** 2 > kernel - 1 and side >> (n - 1) >= kernel:
+            scales = n
+    weights = _WEIGHTS[:scales]
+    return kernel, tuple(w / sum(weights) for w in weights)
+
+
+def ms_ssim(a: Tensor, b: Tensor) -> Tensor:
+    """MS-SSIM of each pair ``(a[i], b[i])`` of images in [-1, 1]: (N,)."""
+    from monai.metrics.regression import compute_ms_ssim
+
+    kernel, weights = settings(min(a.shape[-2:]))
+    a, b = ((t.float().clamp(-1, 1) + 1) / 2 for t in (a, b))
+    return compute_ms_ssim(a, b, spatial_dims=2, data_range=1.0, kernel_size=kernel, weights=list(weights)).flatten()
+
+
+def _pairs(n: int, most: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Up to ``most`` distinct unordered pairs of n items: all of them when they are few, else random ones."""
+    i, j = torch.triu_indices(n, n, offset=1)
+    if len(i) > most:
+        pick = torch.randperm(len(i), generator=gen)[:most]
+        i, j = i[pick], j[pick]
+    return i, j
+
+
+def diversity(images: Tensor, *, pairs: int = 256, seed: int = 0) -> float | None:
+    """``1 - mean MS-SSIM`` over up to ``pairs`` pairs of ``images`` (None for fewer than two images)."""
+    if len(images) < 2:
+        return None
+    i, j = _pairs(len(images), pairs, torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        values = torch.cat([ms_ssim(images[i[k:k + 512]], images[j[k:k + 512]]) for k in range(0, len(i), 512)])
+    return float(1 - values.mean())
+
+
+def per_class(synthetic: Tensor, synthetic_labels: Tensor, real: Tensor, real_labels: Tensor, classes: list[str], *,
+              pairs: int = 256, seed: int = 0, real_figures: list[float | None] | None = None) -> dict[str, dict]:
+    """Per class: synthetic and real diversity, their ratio and whether the class is collapsed.
+
+    ``real_figures``: the real images' diversity per class, already computed (a scorer measures
+    them once); else from ``real``. A class without two images on either side has ratio None.
+    """
+    out = {}
+    for c, name in enumerate(classes):
+        real_c = real_figures[c] if real_figures is not None else diversity(real[real_labels == c], pairs=pairs,
+                                                                            seed=seed + c)
+        syn_c = diversity(synthetic[synthetic_labels == c], pairs=pairs, seed=seed + c)
+        ratio = None if syn_c is None or not real_c else syn_c / real_c
+        out[name] = {"synthetic": syn_c, "real": real_c, "ratio": ratio,
+                     "collapsed": ratio is not None and ratio < COLLAPSED}
+    return out
+
+
+def collapsed(figures: dict[str, dict]) -> list[str]:
+    """The collapsed classes of :func:`per_class`'s figures."""
+    return [name for name, f in figures.items() if f["collapsed"]]
+
+
+def warnings_for(figures: dict[str, dict], where: str) -> list[str]:
+    """One warning per collapsed class, naming it and both figures."""
+    return [f"{where}: class {name} is collapsed: its images are {f['ratio']:.2f}x as varied as real ones "
+            f"(1 - MS-SSIM between pairs {f['synthetic']:.3f}, real {f['real']:.3f}); the generator repeats a few "
+            "looks" for name, f in figures.items() if f["collapsed"]]

@@ -1,0 +1,123 @@
+"""Collapse is seen: a generator of one image per class is flagged by the audit and never kept by selection."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import augkit
+from augkit import audit as A
+from augkit.audit import diversity as D
+from augkit.outputs.run_folder import RunFolder
+from augkit.stages import generator as G
+from augkit.stages.selection import Scorer, rank, train_judge, warnings_for
+from test_audit import auditor, phantoms, real  # noqa: F401  (fixtures)
+
+
+class Replay(augkit.Generator):
+    """Samples real images the generator never trained on: of the requested class, at random (``collapsed``
+    false), or always the first one (true: one image per class)."""
+
+    pool: augkit.LabeledImages
+
+    def __init__(self, options=None, **kwargs):
+        super().__init__(options, **kwargs)
+        self.collapsed = False
+
+    @property
+    def classes(self):
+        return self.pool.classes
+
+    @property
+    def steps_done(self):
+        return 1
+
+    def fit(self, train, *, seed=0):
+        yield {"step": 1}
+
+    def sample(self, labels, *, seed):
+        g = torch.Generator().manual_seed(seed)
+        picks = []
+        for y in labels.tolist():
+            members = torch.nonzero(self.pool.labels == y).flatten()
+            picks.append(members[0] if self.collapsed else members[torch.randint(len(members), (1,), generator=g)][0])
+        return self.pool.images[torch.stack(picks)].clone()
+
+    def save(self, path):
+        torch.save({"collapsed": self.collapsed}, path)
+
+    @classmethod
+    def load(cls, path):
+        g = cls()
+        g.collapsed = torch.load(path)["collapsed"]
+        return g
+
+
+@pytest.fixture
+def replay(real):  # noqa: F811
+    Replay.pool = real["honest"]
+    return Replay()
+
+
+def _audit(auditor, generator, labels):  # noqa: F811
+    images = generator.sample(labels, seed=3)
+    screen, feats = auditor.screen(images, labels)
+    return auditor.summary(screen, feats, images=images)
+
+
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_the_audit_flags_one_image_per_class_and_passes_real_images(auditor, replay, collapsed):  # noqa: F811
+    replay.collapsed = collapsed
+    labels = torch.arange(3).repeat_interleave(30)
+    summary = _audit(auditor, replay, labels)
+    figures = summary["diversity"]["per_class"]
+    warnings = A.warnings_for(summary)
+    if collapsed:
+        assert all(f["collapsed"] and f["synthetic"] == pytest.approx(0, abs=1e-6) for f in figures.values())
+        for name, f in figures.items():
+            assert any(f"class {name} is collapsed" in w and f"real {f['real']:.3f}" in w for w in warnings)
+    else:  # new real images of the class: as varied as the training images
+        assert not any(f["collapsed"] for f in figures.values())
+        assert all(0.7 < f["ratio"] < 1.4 for f in figures.values())
+        assert not any("collapsed" in w for w in warnings)
+
+
+def test_selection_never_keeps_a_collapsed_checkpoint(tmp_path, real, replay):  # noqa: F811
+    judge, accuracy = train_judge(real["train"], real["heldout"], seed=0, steps=150)
+    scorer = Scorer(judge, real["train"], per_class=16, seed=1, trusted=True)
+    for order in ([True, False, True], [False, True]):
+        folder = RunFolder(tmp_path / "".join("c" if c else "r" for c in order))
+        folder.folder(RunFolder.CHECKPOINTS)
+        folder.folder(RunFolder.SAMPLES)
+        history = G.History(judge_accuracy=accuracy)
+        checkpoint = G.Checkpointer(folder, replay, scorer, history, classes=real["train"].classes, seed=0)
+        for step, collapsed in enumerate(order, 1):
+            replay.collapsed = collapsed
+            history.rows.append({"step": step, "d_loss": 1.0, "g_loss": 1.0})
+            checkpoint(step)
+        assert [bool(s["collapsed"]) for s in history.scores] == order
+        chosen, path = G._choose(Replay, replay, folder, history)
+        assert path.name == "best.pt" and chosen.collapsed is False
+        assert folder.read_json(RunFolder.SELECTION)["used"] == "best.pt"
+        warnings = warnings_for(history.scores)
+        assert not any("is collapsed" in w for w in warnings)  # the kept checkpoint is not
+        folder.close_board()
+
+
+def test_a_collapsed_checkpoint_loses_even_with_the_higher_score():
+    diverse = {"step": 1, "score": 0.3, "collapsed": [], "trusted": True, "per_class": {}}
+    collapsed = {"step": 2, "score": 0.9, "collapsed": ["virus"], "trusted": True, "per_class": {}}
+    assert max([diverse, collapsed], key=rank) is diverse
+    assert max([collapsed, dict(collapsed, step=3, score=0.5)], key=rank)["step"] == 2  # all collapsed: the best
+    # an untrusted judge: the latest checkpoint without a collapsed class
+    untrusted = [dict(s, trusted=False) for s in (diverse, collapsed)] + [dict(diverse, step=3, trusted=False)]
+    assert max(untrusted[:2], key=rank)["step"] == 1 and max(untrusted, key=rank)["step"] == 3
+
+
+def test_diversity_settings_fit_every_image_size():
+    for side in (8, 16, 32, 56, 112, 128):
+        x = torch.rand(4, 1, side, side, generator=torch.Generator().manual_seed(side)) * 2 - 1
+        assert D.diversity(x) > 0.5  # noise: nothing alike
+        assert D.diversity(x[:1].expand(4, -1, -1, -1)) == pytest.approx(0, abs=1e-6)
+    assert len(D.settings(56)[1]) == 3 and len(D.settings(112)[1]) == 4
+    assert D.diversity(torch.zeros(1, 1, 16, 16)) is None
