@@ -36,9 +36,12 @@ def test_paper_preset_is_the_paper_exactly():
     assert (o.diffaugment, o.label_smoothing, o.spectral_norm, o.loss, o.ema, o.balanced_batches) == (
         [], 0.0, False, "bce", None, False
     )
+    assert (o.spectral_norm_g, o.fake_class_loss, o.class_loss) == (False, True, "ce")  # the AC-GAN of the paper
     gan = ACGAN(o)
     gan._build(3)
     assert isinstance(gan.opt_g, torch.optim.RMSprop) and gan.opt_g.defaults["lr"] == 1e-4
+    # Keras' RMSprop, the paper's framework: rho 0.9, epsilon 1e-7 (torch's own defaults are 0.99 and 1e-8)
+    assert (gan.opt_g.defaults["alpha"], gan.opt_g.defaults["eps"]) == (0.9, 1e-7)
     assert gan.G.noise.out_features == 1024 * 7 * 7 and gan.G_ema is None
 
 
@@ -89,7 +92,8 @@ def test_same_seed_same_weights(tiny_images):
 
 @pytest.mark.parametrize(
     "tricks",
-    [{}, {"spectral_norm": True, "loss": "hinge", "label_smoothing": 0.0}, {"optimizer": "adam", "ema": None}],
+    [{}, {"spectral_norm": True, "loss": "hinge", "label_smoothing": 0.0}, {"optimizer": "adam", "ema": None},
+     {"class_loss": "d2d-ce", "fake_class_loss": False, "spectral_norm_g": True, "mode_seeking": 1.0}],
 )
 def test_n_plus_resume_n_equals_2n_straight(tiny_images, tmp_path, tricks):
     straight = ACGAN(image_size=16, width=8, iterations=6, batch_size=4, **tricks)
@@ -130,6 +134,42 @@ def test_the_moving_average_samples_with_batch_norm_statistics_of_its_own(tiny_i
     borrowed.sample(labels, seed=1)
     ema, live = borrowed.G_ema.state_dict(), borrowed.G.state_dict()
     assert all(torch.equal(ema[k], live[k]) for k in norms)
+
+
+def test_d2d_ce_is_least_when_every_image_sits_on_its_class_proxy():
+    from augkit_plugins.acgan.losses import d2d_ce
+
+    proxies = torch.eye(3, 8)  # orthogonal unit proxies
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    on_proxy = proxies[labels]
+    negatives = (labels[:, None] != labels[None, :]).sum(1).float()
+    # attraction 0, every repulsion at its floor: log(1 + number of other-class images)
+    assert d2d_ce(on_proxy, proxies, labels) == pytest.approx(torch.log1p(negatives).mean().item())
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        moved = torch.nn.functional.normalize(on_proxy + 0.3 * torch.randn(on_proxy.shape, generator=g), dim=1)
+        assert d2d_ce(moved, proxies, labels) > d2d_ce(on_proxy, proxies, labels)
+
+
+def test_without_the_fake_class_loss_d_does_not_learn_classes_from_fakes():
+    from augkit_plugins.acgan.losses import discriminator_loss
+
+    rf, cls_fake = torch.zeros(4, requires_grad=True), torch.randn(4, 3, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 0])
+    real = (torch.zeros(4), torch.randn(4, 3))
+    discriminator_loss(real, (rf, cls_fake), y, y, fake_class=False).backward()
+    assert cls_fake.grad is None or not cls_fake.grad.any()
+    discriminator_loss(real, (rf, cls_fake), y, y, fake_class=True).backward()
+    assert cls_fake.grad.abs().sum() > 0
+
+
+def test_spectral_norm_on_g_and_d2d_ce_heads():
+    gan = tiny(spectral_norm_g=True, class_loss="d2d-ce")
+    gan._build(3)
+    assert all(hasattr(m, "parametrizations") for m in gan.G.modules()
+               if isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.Linear)))
+    rf, embed = gan.D(torch.randn(2, 1, 16, 16))
+    assert torch.allclose(embed.norm(dim=1), torch.ones(2)) and gan.D.class_logits(embed).shape == (2, 3)
 
 
 def test_telemetry_rows(tiny_images):

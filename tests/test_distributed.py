@@ -459,6 +459,8 @@ def test_refusals_name_the_problem(monkeypatch):
         gan(batch_size=30).check_distributed(4)
     with pytest.raises(distributed.DistributedError, match="compile: true is not supported"):
         gan(compile=True).check_distributed(2)
+    with pytest.raises(distributed.DistributedError, match="mode_seeking pairs images within one process"):
+        gan(mode_seeking=1.0).check_distributed(2)
     gan(batch_size=32).check_distributed(4)
     if not torch.cuda.is_available():
         monkeypatch.setenv("AUGKIT_DIST_BACKEND", "nccl")

@@ -36,6 +36,10 @@ PAPER = {
     "diffaugment": [],
     "label_smoothing": 0.0,
     "spectral_norm": False,
+    "spectral_norm_g": False,
+    "fake_class_loss": True,
+    "class_loss": "ce",
+    "mode_seeking": 0.0,
     "loss": "bce",
     "ema": None,
     "balanced_batches": False,
@@ -46,7 +50,8 @@ FORMAT = "augkit-acgan-2"
 class ACGAN(augkit.Generator):
     """Auxiliary-classifier GAN: G(z, label) -> image; D(image) -> (real/fake, class)."""
 
-    version = "4"  # 3: faster dropout masks, bf16 by default where supported; 4: the EMA's own BN statistics
+    # 3: faster dropout masks, bf16 by default where supported; 4: the EMA's own BN statistics, Keras' RMSprop
+    version = "4"
     supports_distributed = True  # fit() trains with DDP under torchrun (docs/distributed.md)
 
     class Options(augkit.Generator.Options):
@@ -72,6 +77,16 @@ class ACGAN(augkit.Generator):
         )
         label_smoothing: float = Field(0.1, ge=0, lt=0.5, description="one-sided: D's real target is 1 - this")
         spectral_norm: bool = Field(False, description="spectral norm on D's layers (replaces D's batch norm)")
+        spectral_norm_g: bool = Field(False, description="spectral norm on G's layers too (beside its batch norm)")
+        fake_class_loss: bool = Field(
+            True, description="D's class loss on generated images too (the paper's AC-GAN); false: on real images only, "
+            "StudioGAN's remedy for AC-GAN's collapse")
+        mode_seeking: float = Field(
+            0.0, ge=0, description="weight of the mode-seeking term (Mao et al. 2019): G is penalised when two noise "
+            "vectors of one class give alike images; 0: off")
+        class_loss: Literal["ce", "d2d-ce"] = Field(
+            "ce", description="class term of D and G: ce (the paper's cross-entropy) or d2d-ce (ReACGAN's "
+            "data-to-data cross-entropy on unit embeddings, with class proxies)")
         loss: Literal["bce", "hinge"] = Field("bce", description="adversarial loss: the paper's bce, or hinge")
         ema: float | None = Field(0.999, gt=0, lt=1, description="decay of the moving average of G used for sampling")
         ema_statistics: Literal["own", "live"] = Field(
@@ -151,8 +166,9 @@ class ACGAN(augkit.Generator):
 
     def _build(self, n_classes: int) -> None:
         o = self.options
-        self.G = Generator(n_classes, o.image_size, o.channels, o.width, o.latent_dim, o.embed_dim)
-        self.D = Discriminator(n_classes, o.image_size, o.channels, o.width, o.dropout, o.spectral_norm)
+        self.G = Generator(n_classes, o.image_size, o.channels, o.width, o.latent_dim, o.embed_dim, o.spectral_norm_g)
+        self.D = Discriminator(n_classes, o.image_size, o.channels, o.width, o.dropout, o.spectral_norm,
+                               class_embedding=min(512, 4 * o.width) if o.class_loss == "d2d-ce" else None)
         self.G.apply(init_weights)
         self.D.apply(init_weights)
         memory = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
@@ -161,7 +177,8 @@ class ACGAN(augkit.Generator):
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if o.ema else None
         fused = {"foreach": True} if self.device.type == "cuda" else {}
         make = {
-            "rmsprop": lambda params, lr: torch.optim.RMSprop(params, lr=lr, **fused),
+            # Keras' RMSprop (rho 0.9, epsilon 1e-7), the paper's framework; torch's defaults are 0.99 and 1e-8
+            "rmsprop": lambda params, lr: torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, **fused),
             "adam": lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999), **fused),
         }[o.optimizer]
         self.opt_g = make(self.G.parameters(), o.lr_g)
@@ -216,12 +233,16 @@ class ACGAN(augkit.Generator):
             real, y_real = self._layout(images[idx.to(dev)]), labels[idx].to(dev)
             z = torch.randn(o.batch_size, o.latent_dim, generator=rng)[mine].to(dev)
             y_fake = torch.randint(n_classes, (o.batch_size,), generator=rng)[mine].to(dev)
+            if o.mode_seeking:  # pairs (i, i + half) of one class, two noise vectors
+                half = len(y_fake) // 2
+                y_fake = torch.cat([y_fake[:half], y_fake[:half], y_fake[2 * half:]])
             with self._autocast():
                 fake = G(z, y_fake)
 
                 # D: tell real from fake, and recognise the class of both
                 out_real, out_fake_d = D(augment(real)), D(augment(fake.detach()))
-                d_loss = discriminator_loss(out_real, out_fake_d, y_real, y_fake, o.loss, o.label_smoothing)
+                d_loss = discriminator_loss(out_real, out_fake_d, y_real, y_fake, o.loss, o.label_smoothing,
+                                            fake_class=o.fake_class_loss, proxies=D_plain.unit_proxies())
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
@@ -231,7 +252,9 @@ class ACGAN(augkit.Generator):
             D_plain.requires_grad_(False)
             with self._autocast():
                 out_fake = D_plain(augment(fake))
-                g_loss = generator_loss(out_fake, y_fake, o.loss)
+                g_loss = generator_loss(out_fake, y_fake, o.loss, proxies=D_plain.unit_proxies())
+                if o.mode_seeking:
+                    g_loss = g_loss + o.mode_seeking * _mode_seeking(fake, z)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
@@ -249,8 +272,8 @@ class ACGAN(augkit.Generator):
                     g_loss.detach().float(),
                     (out_real[0] > 0).float().mean(),
                     (out_fake_d[0] < 0).float().mean(),
-                    (out_real[1].argmax(1) == y_real).float().mean(),
-                    (out_fake[1].argmax(1) == y_fake).float().mean(),
+                    (D_plain.class_logits(out_real[1]).argmax(1) == y_real).float().mean(),
+                    (D_plain.class_logits(out_fake[1]).argmax(1) == y_fake).float().mean(),
                 ])
                 # ranks hold equal shares of the batch: the mean over ranks is the global batch's value
                 row.update(zip(LOGGED, distributed.all_reduce_mean(measured).tolist()))
@@ -267,6 +290,9 @@ class ACGAN(augkit.Generator):
         if o.compile:
             raise distributed.DistributedError("generator.options.compile: true is not supported in a distributed "
                                                "run; set it to false")
+        if o.mode_seeking:
+            raise distributed.DistributedError("generator.options.mode_seeking pairs images within one process's "
+                                               "batch, which several processes would split: set it to 0 under torchrun")
 
     def _distribute(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """G and D with batch norm over the global batch, wrapped in DDP (gradients averaged over ranks)."""
@@ -369,6 +395,14 @@ def _dropout_seed(seed: int, step: int, rank: int) -> int:
     """Distributed training reseeds dropout at every step: masks differ between ranks, and a resumed run
     draws the same ones as an uninterrupted run (whatever the checkpoint's own RNG state)."""
     return (seed * 1_000_003 + step) * 65_536 + rank
+
+
+def _mode_seeking(fake: Tensor, z: Tensor) -> Tensor:
+    """Mao et al.'s term for pairs (i, i + half) of one class: 1 / (image distance / noise distance)."""
+    half = len(fake) // 2
+    images = (fake[:half] - fake[half:2 * half]).float().abs().mean((1, 2, 3))
+    noise = (z[:half] - z[half:2 * half]).float().abs().mean(1)
+    return 1.0 / ((images / noise).mean() + 1e-5)
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -25,20 +26,22 @@ def _widths(width: int, n_up: int) -> list[int]:
 class Generator(nn.Module):
     """z (latent_dim) + label -> image (channels, size, size) in [-1, 1]."""
 
-    def __init__(self, n_classes: int, image_size: int, channels: int, width: int, latent_dim: int, embed_dim: int):
+    def __init__(self, n_classes: int, image_size: int, channels: int, width: int, latent_dim: int, embed_dim: int,
+                 spectral_norm: bool = False):
         super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         self.base = base_size(image_size)
         n_up = int(math.log2(image_size // self.base))
         widths = _widths(width, n_up)
         self.width = width
-        self.noise = nn.Linear(latent_dim, width * self.base**2)  # the paper's 1024x7x7 dense
-        self.label = nn.Sequential(nn.Embedding(n_classes, embed_dim), nn.Linear(embed_dim, self.base**2))
+        self.noise = sn(nn.Linear(latent_dim, width * self.base**2))  # the paper's 1024x7x7 dense
+        self.label = nn.Sequential(nn.Embedding(n_classes, embed_dim), sn(nn.Linear(embed_dim, self.base**2)))
         layers: list[nn.Module] = []
         c_in = width + 1  # the label contributes one extra map
-        for c_out in widths[1:]:
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        for c_out in widths[1:]:  # batch norm stays beside spectral norm in G, as in SAGAN and BigGAN
+            layers += [sn(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)), nn.BatchNorm2d(c_out), nn.ReLU(True)]
             c_in = c_out
-        layers += [nn.ConvTranspose2d(c_in, channels, 4, 2, 1), nn.Tanh()]
+        layers += [sn(nn.ConvTranspose2d(c_in, channels, 4, 2, 1)), nn.Tanh()]
         self.up = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Tensor) -> Tensor:  # (N, latent), (N,) -> (N, C, S, S)
@@ -87,7 +90,8 @@ class Discriminator(nn.Module):
     """image -> (real/fake logit (N,), class logits (N, K)); strided convs, BN, LeakyReLU, dropout."""
 
     def __init__(
-        self, n_classes: int, image_size: int, channels: int, width: int, dropout: float, spectral_norm: bool = False
+        self, n_classes: int, image_size: int, channels: int, width: int, dropout: float, spectral_norm: bool = False,
+        class_embedding: int | None = None,
     ):
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
@@ -106,11 +110,21 @@ class Discriminator(nn.Module):
         self.features = nn.Sequential(*layers, nn.Flatten())
         n_features = c_in * base * base
         self.real_fake = sn(nn.Linear(n_features, 1))  # sigmoid lives in the loss
-        self.classify = nn.Linear(n_features, n_classes)  # softmax lives in the loss
+        # class logits (softmax lives in the loss), or a unit embedding beside unit class proxies (D2D-CE)
+        self.classify = nn.Linear(n_features, class_embedding or n_classes)
+        self.proxies = None if class_embedding is None else nn.Embedding(n_classes, class_embedding)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.features(x)
-        return self.real_fake(h).squeeze(1), self.classify(h)
+        cls = self.classify(h)
+        return self.real_fake(h).squeeze(1), cls if self.proxies is None else F.normalize(cls.float(), dim=1)
+
+    def unit_proxies(self) -> Tensor | None:
+        return None if self.proxies is None else F.normalize(self.proxies.weight.float(), dim=1)
+
+    def class_logits(self, cls: Tensor) -> Tensor:
+        """Class scores of ``forward``'s second output: the logits, or cosines to the proxies."""
+        return cls if self.proxies is None else cls @ self.unit_proxies().T
 
 
 def init_weights(module: nn.Module) -> None:
