@@ -221,12 +221,15 @@ def test_the_synthetic_set_carries_a_dataset_card(two_runs):
     assert {"synthetic", "real_floor"} == set(audit["overall"]["recall"])
     assert "too few images" in audit["per_class"]["virus"]["note"]  # tiny: per class, the audit says why not
     assert audit["near_copies"] is not None and audit["label_faithfulness"]["overall"] is not None
+    run_audit = json.loads((run_dir / "audit.json").read_text())["diversity"]["per_class"]
+    assert {c: f["synthetic"] for c, f in audit["intra_class_diversity"].items()} == {
+        c: f["synthetic"] for c, f in run_audit.items()}  # the pixel diversity of each class, beside the real
     assert card["study"]["verdict"] == metrics["verdict"] and card["licence"] is None
     text = (run_dir / "synthetic" / "DATASET_CARD.md").read_text()
     for section in ("## Generator", "## Training data", "## Audit: quality and privacy", "## What the study found",
                     "## Intended use", "## Limits", "## Licence"):
         assert section in text
-    assert metrics["verdict"][0] in text
+    assert metrics["verdict"][0] in text and "Intra-class diversity" in text
     # no path, no identifier: nothing of the machine's folders, no patient group
     blob = json.dumps(card) + text
     assert str(run_dir.parent) not in blob and "/tmp" not in blob and "root" not in card["training_data"]
