@@ -1,7 +1,8 @@
 """Intra-class diversity a weak feature space cannot fool: mean pairwise MS-SSIM within each class.
 
 Odena et al. (2017, the AC-GAN paper) found their collapsed classes this way. The MS-SSIM of
-two images (Wang et al. 2003, MONAI's ``compute_ms_ssim``) is 1 when they are identical and
+two images (Wang et al. 2003; computed here as MONAI's ``compute_ms_ssim`` computes it,
+without importing it into the core) is 1 when they are identical and
 falls towards 0 as their structure differs at every scale. Over random pairs of one class,
 ``diversity = 1 - mean MS-SSIM``: 0 when the class is one image repeated. It is measured in
 pixels, so it needs no trained network, and it is set against the same figure for real images
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 COLLAPSED = 0.5  # synthetic / real diversity below this: the class is collapsed
@@ -36,13 +38,40 @@ def settings(side: int) -> tuple[int, tuple[float, ...]]:
     return kernel, tuple(w / sum(weights) for w in weights)
 
 
+def _window(kernel: int, sigma: float = 1.5) -> Tensor:
+    x = torch.arange(kernel, dtype=torch.float32) - (kernel - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return g[:, None] * g[None, :]
+
+
+def _ssim_and_cs(a: Tensor, b: Tensor, window: Tensor, k1: float = 0.01, k2: float = 0.03) -> tuple[Tensor, Tensor]:
+    """Per image SSIM and its contrast-structure term, data range 1, over valid windows (as MONAI)."""
+    channels = a.shape[1]
+    w = window.expand(channels, 1, *window.shape).to(a)
+    blur = lambda t: F.conv2d(t, w, groups=channels)  # noqa: E731
+    n = window.numel()
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = (blur(a * a) - mu_a**2) * n / (n - 1)
+    var_b = (blur(b * b) - mu_b**2) * n / (n - 1)
+    cov = (blur(a * b) - mu_a * mu_b) * n / (n - 1)
+    c1, c2 = k1**2, k2**2
+    cs = (2 * cov + c2) / (var_a + var_b + c2)
+    ssim = (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1) * cs
+    return ssim.flatten(1).mean(1), cs.flatten(1).mean(1)
+
+
 def ms_ssim(a: Tensor, b: Tensor) -> Tensor:
     """MS-SSIM of each pair ``(a[i], b[i])`` of images in [-1, 1]: (N,)."""
-    from monai.metrics.regression import compute_ms_ssim
-
     kernel, weights = settings(min(a.shape[-2:]))
     a, b = ((t.float().clamp(-1, 1) + 1) / 2 for t in (a, b))
-    return compute_ms_ssim(a, b, spatial_dims=2, data_range=1.0, kernel_size=kernel, weights=list(weights)).flatten()
+    window = _window(kernel)
+    terms = []
+    for i in range(len(weights)):
+        ssim, cs = _ssim_and_cs(a, b, window)
+        terms.append(F.relu(ssim if i == len(weights) - 1 else cs))
+        a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+    return torch.prod(torch.stack(terms) ** torch.tensor(weights)[:, None], 0)
 
 
 def _pairs(n: int, most: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -101,6 +101,14 @@ def backend_for(device: torch.device) -> str:
     return chosen
 
 
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def init(device: torch.device) -> World:
     """Join torchrun's process group (only when ``WORLD_SIZE`` > 1); return this process's :class:`World`.
 
@@ -124,11 +132,7 @@ def init(device: torch.device) -> World:
     if torch.cuda.is_available() and local_size <= torch.cuda.device_count():
         torch.cuda.set_device(local_rank)  # "cuda" is then this rank's GPU, for every plugin
     if device.type != "cuda":
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            cores = os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // local_size))
+        torch.set_num_threads(max(1, cores() // local_size))
     dist.init_process_group(backend, timeout=TIMEOUT)
     if dist.get_rank() != 0:  # rank 0 alone logs; a failing rank still says so (see ``failure``)
         import logging

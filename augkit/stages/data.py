@@ -87,7 +87,9 @@ def _prepare(sample: Sample, prep: Preprocessor | None = None) -> tuple[np.ndarr
 
 
 def _prepared(samples: list[Sample], prep: Preprocessor, workers: int) -> Iterator[tuple[np.ndarray | None, str | None]]:
-    if workers <= 1 or len(samples) < 64 or not _picklable(samples[0], prep):
+    if workers <= 1 or len(samples) < 64 or not picklable(samples[0], prep):
+        if workers > 1 and len(samples) >= 64:
+            log.info("preprocessing in one process: the data source's samples cannot be sent to worker processes")
         yield from (_prepare(s, prep) for s in samples)
         return
     done = 0
@@ -115,12 +117,12 @@ def _alone(sample: Sample, prep: Preprocessor) -> tuple[np.ndarray | None, str |
         return None, "the process reading it died (killed for using too much memory, or a crash in the decoder)"
 
 
-def _picklable(*objects: object) -> bool:
+def picklable(*objects: object) -> bool:
+    """Whether ``objects`` can be sent to worker processes (not a class of __main__ or a closure)."""
     try:
         pickle.dumps(objects)
         return True
     except Exception:
-        log.info("preprocessing in one process: the data source's samples cannot be sent to worker processes")
         return False
 
 

@@ -6,17 +6,16 @@ A small network's training step does not use two cores well: at 56 px, Efficient
 one, so they can run at the same time; a training's numbers do not depend on which process ran
 it or on what ran beside it, only on its seed, its data and the one thread.
 
-Workers are started with ``spawn`` (a forked child inherits the parent's OpenMP state, which is
-not fork-safe), receive the validation and test images once, and report every epoch's row back
-as it happens, so the progress bar and TensorBoard follow the trainings live.
+Workers are forked where the platform can (as torch's DataLoader workers are; spawn would run a
+user's unguarded script again in every worker), set one thread before any work, receive the
+validation and test images once, and report every epoch's row back as it happens, so the
+progress bar and TensorBoard follow the trainings live.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
-import pickle
 import queue as queues
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from augkit.compute import distributed
 from augkit.extension.roles import Classifier, LabeledImages
 
 log = logging.getLogger("augkit")
@@ -42,10 +42,7 @@ class Training:
 
 def cores() -> int:
     """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return distributed.cores()
 
 
 def worker_count(setting: int | str, classifier: Classifier, trainings: int) -> int:
@@ -55,14 +52,6 @@ def worker_count(setting: int | str, classifier: Classifier, trainings: int) -> 
     if getattr(classifier, "device", torch.device("cpu")).type != "cpu":
         return 1
     return max(1, min(cores(), trainings))
-
-
-def picklable(*objects: object) -> bool:
-    try:
-        pickle.dumps(objects)
-        return True
-    except Exception:  # a class defined in __main__ or a closure: trained in this process instead
-        return False
 
 
 _shared: dict = {}
@@ -89,7 +78,8 @@ def train(cls: type[Classifier], options, trainings: list[Training], val: Labele
           steps: int | None, workers: int) -> Iterator[tuple[str, int, object]]:
     """Train every one of ``trainings`` in ``workers`` processes; yield ``("row", job, row)`` for every epoch's
     row as it arrives and ``("done", job, (probabilities on test_images, rows))`` when a training ends."""
-    context = multiprocessing.get_context("spawn")
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     rows = context.Queue()
     try:
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
@@ -118,3 +108,23 @@ def _drain(rows) -> Iterator[tuple[str, int, dict]]:
         except queues.Empty:
             return
         yield "row", job, row
+
+
+def live(events, epochs: int, board, tag) -> Iterator[tuple[str, int, object]]:
+    """:func:`train`'s events as one progress: every row advances the bar (``step``: epochs done over all
+    trainings; a training that stops early counts its unused epochs when it ends) and goes to TensorBoard
+    (``board``, or None) under ``classifier/<tag(job)>``."""
+    finished, latest, ended = 0, {}, set()
+    for event, j, item in events:
+        if event == "row":
+            if j not in ended:  # a row can arrive after its training's end: the bar has counted it then
+                latest[j] = item["step"]
+            if board is not None:
+                board.scalars(f"classifier/{tag(j)}", item, item["step"])
+            yield event, j, {**{k: v for k, v in item.items() if k != "step"},
+                             "step": finished * epochs + sum(latest.values())}
+        else:
+            finished += 1
+            ended.add(j)
+            latest.pop(j, None)
+            yield event, j, item

@@ -38,6 +38,7 @@ from augkit.outputs import stats
 from augkit.extension.roles import LabeledImages
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import side_by_side
+from augkit.stages.data import picklable
 
 log = logging.getLogger("augkit")
 
@@ -219,10 +220,14 @@ def reusable(resolved, trained: tuple | None, seed: int) -> dict:
     """The audit's real-trained classifier stands in for the study's ("real", seed) run when it is the same training.
 
     ``trained``: (classifier, its training rows) or None. The audit trains with the recipe's seed on
-    the same training and validation splits, so only the plugin and its options need to match.
+    the same training and validation splits, so only the plugin and its options need to match; and
+    the study must train one at a time in this process: a one-thread worker's numbers differ
+    from this process's, and ``augkit evaluate`` must give the run's numbers.
     """
     cls, options = resolved.plugins["classifier"]
-    if trained is not None and type(trained[0]) is cls and trained[0].options == options:
+    evaluation = resolved.recipe.evaluation
+    workers = side_by_side.worker_count(evaluation.workers, cls(options), len(evaluation.all_regimes()) * evaluation.seeds)
+    if trained is not None and workers == 1 and type(trained[0]) is cls and trained[0].options == options:
         return {("real", seed): trained}
     return {}
 
@@ -250,26 +255,6 @@ def _patients(groups: list[str] | None) -> list[str] | None:
         return None
     number: dict[str, int] = {}
     return [f"t{number.setdefault(g, len(number) + 1)}" for g in groups]
-
-
-def _live(events, epochs: int, board, jobs: list[tuple], generators: int):
-    """Trainings side by side as one progress: every row advances the bar (``step``: epochs done over all
-    trainings; a training that stops early counts its unused epochs when it ends) and goes to TensorBoard."""
-    finished, latest, ended = 0, {}, set()
-    for event, j, item in events:
-        if event == "row":
-            if j not in ended:  # a row can arrive after its training's end: the bar has counted it then
-                latest[j] = item["step"]
-            regime, g, seed = jobs[j]
-            if board is not None:
-                board.scalars(f"classifier/{_name(regime, g, seed, generators).replace(' ', '/')}", item, item["step"])
-            yield event, j, {**{k: v for k, v in item.items() if k != "step"},
-                             "step": finished * epochs + sum(latest.values())}
-        else:
-            finished += 1
-            ended.add(j)
-            latest.pop(j, None)
-            yield event, j, item
 
 
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages,
@@ -343,15 +328,16 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     cls, options = resolved.plugins["classifier"]
     workers = 1 if here.size > 1 or not to_train else side_by_side.worker_count(
         evaluation.workers, resolved.build("classifier"), len(to_train))
-    if workers > 1 and not side_by_side.picklable(cls, options):
+    if workers > 1 and not picklable(cls, options):
         log.info("classifier trainings one at a time: the %s classifier cannot be sent to other processes", cls.__name__)
         workers = 1
     if workers > 1:
         log.info("%d classifier trainings, %d side by side (evaluation.workers)", len(to_train), workers)
         trainings = [side_by_side.Training(j, data(j), jobs[j][2]) for j in to_train]
-        epochs = resolved.build("classifier").total_epochs
+        epochs = cls(options).total_epochs
         events = side_by_side.train(cls, options, trainings, val, test.images, steps, workers)
-        for event, j, item in progress(_live(events, epochs, board, jobs, len(pools)),
+        tag = lambda j: _name(*jobs[j], len(pools)).replace(" ", "/")  # noqa: E731
+        for event, j, item in progress(side_by_side.live(events, epochs, board, tag),
                                        f"classifiers x{workers}", len(to_train) * epochs):
             if event == "done":
                 scored(j, *item)
