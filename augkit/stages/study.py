@@ -221,12 +221,13 @@ def reusable(resolved, trained: tuple | None, seed: int) -> dict:
 
     ``trained``: (classifier, its training rows) or None. The audit trains with the recipe's seed on
     the same training and validation splits, so only the plugin and its options need to match; and
-    the study must train one at a time in this process: a one-thread worker's numbers differ
+    the study must train one at a time in this process (always so over several processes): a one-thread worker's numbers differ
     from this process's, and ``augkit evaluate`` must give the run's numbers.
     """
     cls, options = resolved.plugins["classifier"]
     evaluation = resolved.recipe.evaluation
-    workers = side_by_side.worker_count(evaluation.workers, cls(options), len(evaluation.all_regimes()) * evaluation.seeds)
+    workers = 1 if distributed.world().size > 1 else side_by_side.worker_count(  # as evaluate decides
+        evaluation.workers, cls(options), len(evaluation.all_regimes()) * evaluation.seeds)
     if trained is not None and workers == 1 and type(trained[0]) is cls and trained[0].options == options:
         return {("real", seed): trained}
     return {}
