@@ -12,7 +12,7 @@ generator and the classifiers. Prints, per setting and configuration, means over
 * the audit's per-class recall and coverage as a fraction of their real-vs-real floors (the
   worst class);
 * fake-only accuracy (CAS) as a fraction of real-only, and each study regime's macro F1;
-* near copies, and the generator stage's seconds.
+* near copies, the generator stage's seconds and the run's.
 
 and writes ``results.json`` and each run's last sample grid under --out. docs/generators.md
 holds the figures.
@@ -28,8 +28,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).parents[1]
 RECIPE = ROOT / "examples" / "quickstart.yaml"
+DIFFUSION = yaml.safe_load((ROOT / "examples" / "diffusion_chest_cpu.yaml").read_text())
 
 # augkit's AC-GAN defaults before the remedies (2026-12-01), spelt out: each remedy changes one of them
 OLD = ["generator.options.ema_statistics=live", "generator.options.fake_class_loss=true",
@@ -44,7 +47,14 @@ CONFIGS = {
     "sn": [*OLD, "generator.options.spectral_norm=true", "generator.options.spectral_norm_g=true"],
     "mode-seeking": [*OLD, "generator.options.mode_seeking=1"],
     "d2d-ce": [*OLD, "generator.options.class_loss=d2d-ce", "generator.options.fake_class_loss=false"],
+    "d2d-ms": [*OLD, "generator.options.class_loss=d2d-ce", "generator.options.fake_class_loss=false",
+               "generator.options.mode_seeking=1"],
+    "d2d-ms-half": [*OLD, "generator.options.class_loss=d2d-ce", "generator.options.fake_class_loss=false",
+                    "generator.options.mode_seeking=0.5"],
     "new": [],  # today's defaults
+    # the diffusion plugin as examples/diffusion_chest_cpu.yaml runs it (its generator and checkpoints)
+    "diffusion": [f"generator={json.dumps(DIFFUSION['generator'])}",
+                  f"checkpoint_every={DIFFUSION['checkpoint_every']}"],
 }
 SETTINGS = {
     "quickstart": [],
@@ -95,6 +105,7 @@ def run(setting: str, config: str, seed: int) -> dict:
         "f1": {r: v["f1"] for r, v in regimes.items()},
         "near_copies": audit["memorisation"]["near_copies"],
         "generator_s": timings["generator"],
+        "wall_s": sum(timings.values()),
     }
 
 
@@ -114,10 +125,10 @@ def mean(values: list) -> str:
     if not values:
         return "n/a"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+    return f"{statistics.mean(values):.2f} ± {sd:.2f}" if len(values) > 1 else f"{values[0]:.2f}"
 
 
-columns = ["diversity", "recall_vs_floor", "coverage_vs_floor", "cas", "near_copies", "generator_s"]
+columns = ["diversity", "recall_vs_floor", "coverage_vs_floor", "cas", "near_copies", "generator_s", "wall_s"]
 print(f"\n{'setting':14s} {'config':14s} " + " ".join(f"{c:>18s}" for c in columns)
       + "".join(f"{'F1 ' + r:>22s}" for r in args.regimes))
 for setting in args.settings:

@@ -14,6 +14,7 @@ def test_default_plugins_are_found_through_entry_points(registry):
     names = {(i.role, i.name) for i in registry.all()}
     expected_names = [
         ("generator", "acgan"),
+        ("generator", "diffusion"),
         ("classifier", "efficientnetv2"),
         ("dataset", "chest-phantom"),
         ("dataset", "brain-phantom"),

@@ -117,6 +117,15 @@ def test_paper_recipes_validate_with_a_data_root(name, tmp_path, registry):
     assert (gen.preset, gen.width, gen.iterations, gen.channels, gen.image_size) == ("paper", 1024, 32000, 3, 112)
 
 
+@pytest.mark.parametrize("name, size", [("diffusion_chest_cpu.yaml", 56), ("diffusion_brain_cpu.yaml", 56),
+                                        ("diffusion_chest_gpu.yaml", 112), ("diffusion_brain_gpu.yaml", 128)])
+def test_diffusion_recipes_validate(name, size, tmp_path, registry):
+    data = [f"dataset.options.root={tmp_path}"] if "gpu" in name else []
+    resolved = load_recipe(EXAMPLES / name, data, registry=registry)
+    gen = resolved.plugins["generator"][1]
+    assert resolved.recipe.generator.name == "diffusion" and gen.image_size == size
+
+
 def test_audit_feature_extractor_trains_the_recipes_classifier_unless_told_otherwise(registry):
     resolved = load_recipe(base(classifier={"name": "efficientnetv2", "options": {"epochs": 3}}), registry=registry)
     cls, options = resolved.plugins["feature_extractor"]

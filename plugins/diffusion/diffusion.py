@@ -1,0 +1,353 @@
+"""A class-conditional diffusion model on MONAI: ``DiffusionModelUNet`` with class embeddings.
+
+Training: the UNet learns to denoise real images at random noise levels, told the class, except
+for a ``label_dropout`` share of images told the "null" class (classifier-free guidance, Ho &
+Salimans 2022). Two objectives from MONAI's schedulers:
+
+* ``rflow`` (the default): rectified flow (MONAI's ``RFlowScheduler``, as in MAISI): the image
+  at time t is ``(1 - t) x0 + t noise``, the UNet predicts the velocity ``x0 - noise``, noise
+  levels drawn logit-normal (Esser et al. 2024); sampling takes ``sampling_steps`` Euler steps.
+* ``ddpm``: the DDPM noise-prediction objective (``DDPMScheduler``, linear betas, uniform
+  timesteps); sampling is deterministic DDIM (``DDIMScheduler``, eta 0) in ``sampling_steps`` steps.
+
+Sampling mixes the class-conditional and unconditional predictions with ``guidance``
+(1: conditional only, no second pass). An exponential moving average of the weights samples.
+Every random draw of training (batch, noise, noise level, dropped labels) comes from one seeded
+generator saved in the checkpoint, so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import Tensor
+
+import augkit
+from augkit.compute import accel
+from augkit.compute import distributed
+from augkit.outputs.files import atomic_save
+
+FORMAT = "augkit-diffusion-1"
+# what the trained weights are made for: a loaded checkpoint keeps them
+FIXED = ("image_size", "channels", "widths", "attention", "res_blocks", "head_channels", "norm_groups", "objective",
+         "train_timesteps", "ema")
+
+
+class Diffusion(augkit.Generator):
+    """Class-conditional diffusion: a MONAI UNet denoises images, told their class."""
+
+    version = "1"
+    supports_distributed = True  # fit() trains with DDP under torchrun, like the AC-GAN
+
+    class Options(augkit.Generator.Options):
+        image_size: int = Field(56, ge=8, description="output side; divisible by 2 for each level below the first")
+        channels: Literal[1, 3] = Field(1, description="1 (grayscale) or 3 (RGB output)")
+        widths: list[int] = Field(
+            default_factory=lambda: [16, 32, 64, 64], min_length=2,
+            description="UNet channels per level (MONAI's `channels`), each a multiple of norm_groups; the CPU size "
+            "[16, 32, 64, 64]; a GPU at 112-128 px: [64, 128, 256, 256]")
+        attention: list[bool] = Field(
+            default_factory=lambda: [False, False, False, True],
+            description="self-attention at each level (one entry per width)")
+        res_blocks: int = Field(1, ge=1, description="residual blocks per level (MONAI's `num_res_blocks`)")
+        head_channels: int = Field(32, ge=1, description="channels per attention head")
+        norm_groups: int = Field(16, ge=1, description="group-norm groups")
+        objective: Literal["rflow", "ddpm"] = Field(
+            "rflow", description="rflow (rectified flow, Euler sampling) or ddpm (noise prediction, DDIM sampling)")
+        train_timesteps: int = Field(1000, ge=100, le=2048, description="the noise schedule's steps in training")
+        sampling_steps: int = Field(25, ge=1, description="denoising steps per sample (few-step Euler or DDIM)")
+        guidance: float = Field(2.0, ge=1, description="classifier-free guidance scale; 1: conditional only (one "
+                                "network pass per step instead of two)")
+        label_dropout: float = Field(0.1, ge=0, lt=1, description="share of training images shown the null class "
+                                     "(what guidance needs; 0 turns guidance off: set guidance 1)")
+        iterations: int = Field(3000, ge=1, description="training iterations")
+        batch_size: int = Field(32, ge=2, description="images per iteration")
+        lr: float = Field(2e-4, gt=0, description="AdamW learning rate")
+        warmup: int = Field(100, ge=0, description="iterations of linear learning-rate warm-up")
+        grad_clip: float | None = Field(1.0, gt=0, description="gradient norm clip; null: none")
+        ema: float | None = Field(0.999, gt=0, lt=1, description="decay of the weights' moving average that samples")
+        balanced_batches: bool = Field(True, description="draw training batches with equal class frequencies")
+        flip: bool = Field(False, description="mirror training images left-right at random (not for chest X-rays: "
+                           "the heart is on the left)")
+        sample_batch: int = Field(64, ge=1, description="images denoised at once when sampling")
+        log_every: int = Field(10, ge=1, description="iterations between log rows")
+        precision: accel.Precision = Field(
+            "auto", description="bf16 autocast (with channels-last memory) or fp32; auto: bf16 where the CPU or GPU "
+            "supports it (docs/benchmarks.md)")
+        device: accel.Device = Field("auto", description="auto: the GPU if there is one")
+        compile: bool = Field(False, description="torch.compile the UNet")
+
+        @model_validator(mode="after")
+        def _consistent(self):
+            if len(self.attention) != len(self.widths):
+                raise ValueError(f"attention has {len(self.attention)} entries and widths {len(self.widths)}: "
+                                 "give one per level")
+            bad = [w for w in self.widths if w % self.norm_groups]
+            if bad:
+                raise ValueError(f"widths {bad} are not multiples of norm_groups {self.norm_groups}")
+            factor = 2 ** (len(self.widths) - 1)
+            if self.image_size % factor:
+                raise ValueError(f"image_size {self.image_size} is not divisible by {factor} (2 per level below the "
+                                 f"first of widths {self.widths}): pick a size divisible by {factor} or fewer levels")
+            # MONAI's middle block always has attention, at the last width
+            for w, a in [*zip(self.widths, self.attention), (self.widths[-1], True)]:
+                if a and w % self.head_channels:
+                    raise ValueError(f"width {w} has attention (MONAI's UNet always has it at the last width) and is "
+                                     f"not a multiple of head_channels {self.head_channels}")
+            if self.sampling_steps > self.train_timesteps:
+                raise ValueError(f"sampling_steps {self.sampling_steps} exceeds train_timesteps {self.train_timesteps}")
+            if self.guidance != 1 and not self.label_dropout:
+                raise ValueError("guidance needs the null class that label_dropout trains: with label_dropout 0, "
+                                 "set guidance 1")
+            return self
+
+    def __init__(self, options: Options | None = None, **kwargs):
+        super().__init__(options, **kwargs)
+        self._classes: list[str] = []
+        self.step = 0
+        self.net: torch.nn.Module | None = None
+        self.ema_net: torch.nn.Module | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._classes)
+
+    @property
+    def steps_done(self) -> int:
+        return self.step
+
+    @property
+    def total_steps(self) -> int:
+        return self.options.iterations
+
+    @property
+    def device(self) -> torch.device:
+        return accel.resolve_device(self.options.device)
+
+    @property
+    def precision(self) -> str:
+        # bf16 on this project's CPU: sampling 1.12x, training 1.27x at widths 32-64-64 and level at the CPU size
+        # (docs/benchmarks.md)
+        return accel.resolve_precision(self.options.precision, self.device)
+
+    def _layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.precision == "bf16" else x
+
+    # -- building -----------------------------------------------------------------------
+    def _build(self, n_classes: int) -> None:
+        from monai.networks.nets import DiffusionModelUNet
+
+        o = self.options
+        self.net = DiffusionModelUNet(
+            spatial_dims=2, in_channels=o.channels, out_channels=o.channels, num_res_blocks=o.res_blocks,
+            channels=tuple(o.widths), attention_levels=tuple(o.attention), norm_num_groups=o.norm_groups,
+            num_head_channels=o.head_channels, num_class_embeds=n_classes + 1,  # the last: the null class
+        )
+        memory = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
+        self.net.to(self.device, memory_format=memory)
+        self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if o.ema else None
+        fused = {"fused": True} if self.device.type in ("cuda", "cpu") else {}
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=o.lr, weight_decay=0.0, **fused)
+        self.rng = torch.Generator().manual_seed(0)
+
+    def _lr(self) -> float:
+        o = self.options
+        return o.lr * min(1.0, (self.step + 1) / o.warmup) if o.warmup else o.lr
+
+    # -- training -----------------------------------------------------------------------
+    def fit(self, train: augkit.LabeledImages, *, seed: int = 0) -> Iterator[dict[str, float]]:
+        o = self.options
+        expected = (o.channels, o.image_size, o.image_size)
+        if tuple(train.images.shape[1:]) != expected:
+            raise ValueError(f"diffusion expects images of shape {expected}, got {tuple(train.images.shape[1:])}: "
+                             "set generator.options.image_size and channels to the recipe's")
+        here = distributed.world()
+        if here.size > 1:
+            self.check_distributed(here.size)
+        if self.net is None:
+            torch.manual_seed(seed)  # the UNet's initial weights
+            self._classes = list(train.classes)
+            self._build(len(self._classes))
+            self.rng.manual_seed(seed)
+        net, dev, rng = self.net, self.device, self.rng
+        if here.size > 1:
+            net = distributed.ddp(net, dev, sync_buffers=False)  # group norm: no buffers to share
+        if o.compile:
+            net = torch.compile(net)
+        n_classes = len(self._classes)
+        images, labels = train.images.to(dev), train.labels
+        counts = torch.bincount(labels, minlength=n_classes).clamp_min(1).float()
+        weights = (1.0 / counts)[labels] if o.balanced_batches else torch.ones(len(labels))
+        # every rank draws the whole global batch from the same stream and keeps its own slice
+        mine = slice(here.rank * (o.batch_size // here.size), (here.rank + 1) * (o.batch_size // here.size))
+        net.train()
+        started, since = time.perf_counter(), self.step
+        while self.step < o.iterations:
+            idx = torch.multinomial(weights, o.batch_size, replacement=True, generator=rng)
+            noise = torch.randn(o.batch_size, *expected, generator=rng)
+            if o.objective == "rflow":  # logit-normal noise levels in (0, T)
+                t = torch.sigmoid(torch.randn(o.batch_size, generator=rng)) * o.train_timesteps
+            else:
+                t = torch.randint(0, o.train_timesteps, (o.batch_size,), generator=rng).float()
+            drop = torch.rand(o.batch_size, generator=rng) < o.label_dropout
+            flip = torch.rand(o.batch_size, generator=rng) < 0.5 if o.flip else None
+            idx, noise, t, drop = idx[mine], noise[mine], t[mine], drop[mine]
+            x0 = images[idx.to(dev)]
+            if flip is not None:
+                x0 = torch.where(flip[mine].to(dev).view(-1, 1, 1, 1), x0.flip(-1), x0)
+            y = torch.where(drop, torch.full_like(labels[idx], n_classes), labels[idx]).to(dev)
+            noise, t = noise.to(dev), t.to(dev)
+            noisy, target = self._noised(x0, noise, t)
+            with accel.autocast(dev, self.precision):
+                out = net(self._layout(noisy), timesteps=self._timesteps(t), class_labels=y)
+            loss = F.mse_loss(out.float(), target)
+            for group in self.opt.param_groups:
+                group["lr"] = self._lr()
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if o.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), o.grad_clip)
+            self.opt.step()
+            if self.ema_net is not None:
+                decay = min(o.ema, (1 + self.step) / (10 + self.step))
+                with torch.no_grad():
+                    for e, p in zip(self.ema_net.parameters(), self.net.parameters()):
+                        e.lerp_(p, 1.0 - decay)
+            self.step += 1
+            row: dict[str, float] = {"step": self.step}
+            if self.step % o.log_every == 0 or self.step == o.iterations:
+                row["loss"] = distributed.all_reduce_mean(loss.detach().float().reshape(1)).item()
+                row["sec_per_iter"] = (time.perf_counter() - started) / (self.step - since)
+                started, since = time.perf_counter(), self.step
+            yield row
+
+    def _noised(self, x0: Tensor, noise: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """(the noised images at levels ``t``, what the UNet must predict)."""
+        o = self.options
+        if o.objective == "rflow":
+            s = (t / o.train_timesteps).view(-1, 1, 1, 1)
+            return (1 - s) * x0 + s * noise, x0 - noise  # MONAI's RFlowScheduler.add_noise; its velocity
+        alphas = self._ddpm().alphas_cumprod.to(x0.device)[t.long()].view(-1, 1, 1, 1)
+        return alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise, noise  # DDPMScheduler.add_noise
+
+    def _timesteps(self, t: Tensor) -> Tensor:
+        return t if self.options.objective == "rflow" else t.long()
+
+    def _ddpm(self):
+        from monai.networks.schedulers import DDPMScheduler
+
+        if not hasattr(self, "_ddpm_scheduler"):
+            self._ddpm_scheduler = DDPMScheduler(num_train_timesteps=self.options.train_timesteps)
+        return self._ddpm_scheduler
+
+    def check_distributed(self, world_size: int) -> None:
+        o = self.options
+        if o.batch_size % world_size:
+            raise distributed.DistributedError(
+                f"generator.options.batch_size {o.batch_size} is not divisible by the {world_size} processes: "
+                f"batch_size is the global batch, split evenly over the processes (docs/distributed.md)")
+        if o.compile:
+            raise distributed.DistributedError("generator.options.compile: true is not supported in a distributed "
+                                               "run; set it to false")
+
+    # -- sampling -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def sample(self, labels: Tensor, *, seed: int) -> Tensor:
+        if self.net is None:
+            raise RuntimeError("diffusion: fit() or load() a checkpoint before sampling")
+        o = self.options
+        net = self.ema_net if self.ema_net is not None else self.net
+        was_training = net.training
+        net.eval()
+        rng = torch.Generator().manual_seed(seed)  # on the CPU: the same noise on every device
+        noise = torch.randn(len(labels), o.channels, o.image_size, o.image_size, generator=rng)
+        labels = labels.long()
+        try:
+            out = [self._denoise(net, noise[i:i + o.sample_batch].to(self.device),
+                                 labels[i:i + o.sample_batch].to(self.device))
+                   for i in range(0, len(labels), o.sample_batch)]
+        finally:
+            net.train(was_training)
+        return torch.cat(out).float().clamp(-1, 1).cpu().contiguous() if out else noise.clamp(-1, 1)
+
+    def _denoise(self, net: torch.nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """``sampling_steps`` deterministic steps from noise ``x`` to images of classes ``y``."""
+        from monai.networks.schedulers import DDIMScheduler, RFlowScheduler
+
+        o = self.options
+        if o.objective == "rflow":
+            scheduler = RFlowScheduler(num_train_timesteps=o.train_timesteps, use_discrete_timesteps=True)
+        else:
+            scheduler = DDIMScheduler(num_train_timesteps=o.train_timesteps, clip_sample=True)
+        scheduler.set_timesteps(o.sampling_steps, device=x.device)
+        if o.objective == "ddpm":
+            # DDIMScheduler.step goes from t to t - T // steps; its own timesteps (a rounded linspace) do not
+            # fall on those levels, so the UNet would be told the wrong noise level: T-1, T-1-T//steps, ...
+            gap = o.train_timesteps // o.sampling_steps
+            scheduler.timesteps = (o.train_timesteps - 1) - gap * torch.arange(o.sampling_steps, device=x.device)
+        times = [float(t) for t in scheduler.timesteps]
+        null = torch.full_like(y, len(self._classes))
+        for i, t in enumerate(times):
+            v = self._predict(net, x, t, y, null)
+            if o.objective == "rflow":  # an Euler step from t to the next level (0 after the last)
+                x, _ = scheduler.step(v, t, x, times[i + 1] if i + 1 < len(times) else 0)
+            else:
+                x, _ = scheduler.step(v, int(t), x)
+        return x
+
+    def _predict(self, net: torch.nn.Module, x: Tensor, t: float, y: Tensor, null: Tensor) -> Tensor:
+        o = self.options
+        guided = o.guidance != 1.0
+        xs, ys = (torch.cat([x, x]), torch.cat([y, null])) if guided else (x, y)
+        ts = torch.full((len(xs),), t, device=x.device)
+        with accel.autocast(x.device, self.precision):
+            out = net(self._layout(xs), timesteps=self._timesteps(ts), class_labels=ys).float()
+        if not guided:
+            return out
+        cond, uncond = out.chunk(2)
+        return uncond + o.guidance * (cond - uncond)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        atomic_save(
+            {
+                "format": FORMAT,
+                "options": self.options.model_dump(mode="json"),
+                "classes": self._classes,
+                "step": self.step,
+                "net": self.net.state_dict(),
+                "ema": None if self.ema_net is None else self.ema_net.state_dict(),
+                "opt": self.opt.state_dict(),
+                "rng": self.rng.get_state(),
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: Path, **overrides: Any) -> Diffusion:
+        """Restore a checkpoint; ``overrides`` may change training or sampling options (``iterations``,
+        ``sampling_steps``, ``guidance`` ...), not the network or its noise schedule."""
+        blob = torch.load(path, weights_only=True, map_location="cpu")
+        if blob.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an augkit diffusion checkpoint (format {FORMAT})")
+        fixed = sorted(k for k in overrides if k in FIXED and overrides[k] != blob["options"].get(k))
+        if fixed:
+            had = ", ".join(f"{k}={blob['options'].get(k)!r}" for k in fixed)
+            raise ValueError(f"{path}: {', '.join(fixed)} cannot change once trained (the checkpoint has {had})")
+        self = cls(cls.Options.model_validate({**blob["options"], **overrides}))
+        self._classes = blob["classes"]
+        self._build(len(self._classes))
+        self.net.load_state_dict(blob["net"])
+        if self.ema_net is not None:
+            self.ema_net.load_state_dict(blob["ema"])
+        self.opt.load_state_dict(blob["opt"])
+        self.rng.set_state(blob["rng"])
+        self.step = blob["step"]
+        return self

@@ -1,0 +1,120 @@
+import pytest
+import torch
+from pydantic import ValidationError
+
+import augkit
+from augkit.testing import check_distributed, check_generator
+from augkit_plugins.diffusion import Diffusion
+
+# a two-level UNet at 16 px with attention at 8 px: the plugin's every part, in milliseconds
+TINY = dict(image_size=16, widths=[16, 16], attention=[False, True], head_channels=16, norm_groups=8,
+            batch_size=4, sampling_steps=3, log_every=2, precision="fp32")
+
+
+@pytest.mark.parametrize("objective", ["rflow", "ddpm"])
+def test_the_contract(objective):
+    check_generator(Diffusion, **TINY, iterations=3, objective=objective)
+
+
+def test_two_processes_train_one_model():
+    check_distributed(Diffusion, **TINY, iterations=3)
+
+
+@pytest.mark.parametrize("options", [{}, {"objective": "ddpm", "ema": None, "flip": True, "grad_clip": None}])
+def test_n_plus_resume_n_equals_2n_straight(tiny_images, tmp_path, options):
+    straight = Diffusion(**TINY, iterations=6, **options)
+    list(straight.fit(tiny_images, seed=3))
+
+    first = Diffusion(**TINY, iterations=3, **options)
+    list(first.fit(tiny_images, seed=3))
+    first.save(tmp_path / "g.pt")
+    torch.manual_seed(999)  # whatever happens in between must not matter
+    resumed = Diffusion.load(tmp_path / "g.pt", iterations=6)
+    assert (resumed.steps_done, resumed.total_steps, resumed.classes) == (3, 6, ["a", "b", "c"])
+    assert [r["step"] for r in resumed.fit(tiny_images, seed=3)] == [4, 5, 6]
+    for net in ("net", "ema_net"):
+        a, b = getattr(straight, net), getattr(resumed, net)
+        if a is None:
+            continue
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), (net, k)
+    labels = torch.tensor([0, 1, 2])
+    assert torch.equal(straight.sample(labels, seed=5), resumed.sample(labels, seed=5))
+
+
+@pytest.mark.parametrize("objective", ["rflow", "ddpm"])
+def test_the_class_it_is_told_is_the_class_it_draws(objective):
+    # classes differ only in brightness (-0.6, 0, +0.6): a model that ignored or mixed up its labels
+    # would draw one brightness for all
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat(16)
+    images = (torch.tensor([-0.6, 0.0, 0.6])[labels].view(-1, 1, 1, 1)
+              + 0.05 * torch.randn(len(labels), 1, 16, 16, generator=g)).clamp(-1, 1)
+    train = augkit.LabeledImages(images, labels, ["dark", "grey", "bright"], [f"p{i}" for i in range(len(labels))])
+    model = Diffusion(**{**TINY, "batch_size": 16, "sampling_steps": 10}, iterations=300, lr=2e-3, warmup=20,
+                      ema=0.9, objective=objective)
+    list(model.fit(train, seed=0))
+    means = model.sample(torch.arange(3).repeat_interleave(8), seed=1).view(3, -1).mean(1)
+    assert means[1] - means[0] > 0.1 and means[2] - means[1] > 0.1, means  # rflow: -0.6 / 0 / +0.6 nearly
+
+
+def test_guidance_one_is_the_conditional_model_alone(tiny_images):
+    model = Diffusion(**TINY, iterations=2, guidance=1.0)
+    list(model.fit(tiny_images, seed=0))
+    calls = []
+    model.ema_net.register_forward_hook(lambda m, args, kwargs, out: calls.append(len(kwargs["class_labels"])),
+                                        with_kwargs=True)
+    model.sample(torch.tensor([0, 1]), seed=0)
+    assert calls == [2] * TINY["sampling_steps"]  # one pass of the two images per step, no null-class pass
+    calls.clear()
+    model.options = model.Options(**{**model.options.model_dump(), "guidance": 3.0})
+    model.sample(torch.tensor([0, 1]), seed=0)
+    assert calls == [4] * TINY["sampling_steps"]
+
+
+def test_sampling_in_batches_gives_the_same_images(tiny_images):
+    model = Diffusion(**TINY, iterations=2)
+    list(model.fit(tiny_images, seed=0))
+    labels = torch.arange(3).repeat(3)
+    whole = model.sample(labels, seed=4)
+    model.options = model.Options(**{**model.options.model_dump(), "sample_batch": 2})
+    assert torch.allclose(model.sample(labels, seed=4), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"image_size": 18, "widths": [16, 16, 16], "attention": [False, False, False]}, "image_size 18"),
+    ({"attention": [True]}, "attention has 1"),
+    ({"widths": [16, 20], "attention": [False, False]}, "norm_groups"),
+    ({"guidance": 0.5}, "guidance"),
+    ({"widths": [16, 24], "attention": [False, False]}, "width 24 has attention"),  # MONAI's middle block has
+    ({"sampling_steps": 200, "train_timesteps": 100}, "sampling_steps 200"),
+    ({"label_dropout": 0.0}, "with label_dropout 0, set guidance 1"),
+])
+def test_bad_options_name_the_field(bad, field):
+    with pytest.raises(ValidationError, match=field):
+        Diffusion.Options(**{**TINY, **bad})
+
+
+def test_a_checkpoint_keeps_its_network_and_schedule(tiny_images, tmp_path):
+    model = Diffusion(**TINY, iterations=1)
+    list(model.fit(tiny_images, seed=0))
+    model.save(tmp_path / "g.pt")
+    with pytest.raises(ValueError, match="objective, widths cannot change once trained"):
+        Diffusion.load(tmp_path / "g.pt", objective="ddpm", widths=[32, 32])
+    assert Diffusion.load(tmp_path / "g.pt", sampling_steps=2, guidance=1.0).options.sampling_steps == 2
+
+
+def test_wrong_image_shape_is_a_clear_error(tiny_images):
+    with pytest.raises(ValueError, match=r"diffusion expects images of shape \(1, 32, 32\)"):
+        list(Diffusion(**{**TINY, "image_size": 32}, iterations=1).fit(tiny_images, seed=0))
+
+
+def test_batch_size_must_split_over_processes():
+    from augkit.compute.distributed import DistributedError
+
+    with pytest.raises(DistributedError, match="batch_size 6"):
+        Diffusion(**{**TINY, "batch_size": 6}).check_distributed(4)
+
+
+def test_build_by_name():
+    assert isinstance(augkit.build("generator", "diffusion", **TINY), Diffusion)
