@@ -153,9 +153,12 @@ class Diffusion(augkit.Generator):
         memory = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
         self.net.to(self.device, memory_format=memory)
         self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if o.ema else None
-        fused = {"fused": True} if self.device.type in ("cuda", "cpu") else {}
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=o.lr, weight_decay=0.0, **fused)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=o.lr, weight_decay=0.0, fused=True)  # CPU or CUDA
         self.rng = torch.Generator().manual_seed(0)
+        if o.objective == "ddpm":  # the noise schedule's cumulative alphas, once (DDPMScheduler's, linear betas)
+            from monai.networks.schedulers import DDPMScheduler
+
+            self._alphas = DDPMScheduler(num_train_timesteps=o.train_timesteps).alphas_cumprod.to(self.device)
 
     def _lr(self) -> float:
         o = self.options
@@ -234,18 +237,11 @@ class Diffusion(augkit.Generator):
         if o.objective == "rflow":
             s = (t / o.train_timesteps).view(-1, 1, 1, 1)
             return (1 - s) * x0 + s * noise, x0 - noise  # MONAI's RFlowScheduler.add_noise; its velocity
-        alphas = self._ddpm().alphas_cumprod.to(x0.device)[t.long()].view(-1, 1, 1, 1)
+        alphas = self._alphas[t.long()].view(-1, 1, 1, 1)
         return alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise, noise  # DDPMScheduler.add_noise
 
     def _timesteps(self, t: Tensor) -> Tensor:
         return t if self.options.objective == "rflow" else t.long()
-
-    def _ddpm(self):
-        from monai.networks.schedulers import DDPMScheduler
-
-        if not hasattr(self, "_ddpm_scheduler"):
-            self._ddpm_scheduler = DDPMScheduler(num_train_timesteps=self.options.train_timesteps)
-        return self._ddpm_scheduler
 
     def check_distributed(self, world_size: int) -> None:
         o = self.options
