@@ -111,8 +111,8 @@ def run(setting: str, config: str, seed: int) -> dict:
 
 results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
 for setting in args.settings:
-    for config in args.configs:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seed by seed: a comparison cut short still compares every configuration
+        for config in args.configs:
             key = f"{setting}/{config}/{seed}"
             if key not in results:  # an interrupted comparison goes on where it stopped
                 results[key] = run(setting, config, seed)

@@ -65,3 +65,42 @@ def test_worker_count():
 def test_workers_is_checked():
     with pytest.raises(augkit.RecipeError, match="workers"):
         augkit.load_recipe({"dataset": {"name": "chest-phantom"}, "image_size": 16, "evaluation": {"workers": 0}})
+
+
+def _reuse_inputs(regimes: list[str]):
+    from test_distributed import study_inputs as inputs
+
+    return inputs(f"evaluation.regimes={regimes}", "evaluation.ratios=[]", "evaluation.seeds=1", "evaluation.workers=2")
+
+
+@pytest.mark.parametrize("regimes, stands_in", [(["real", "fake", "fake+real"], True),  # 2 left: one round
+                                                (["real", "fake"], False)])             # 1 left: no round saved
+def test_the_audits_classifier_stands_in_side_by_side_only_as_a_worker_would_train_it(tmp_path, regimes, stands_in):
+    """Side by side, the audit's real classifier trains on one thread, as a worker, when standing in for
+    ("real", 0) saves the study a round; the study with it gives the numbers ``augkit evaluate`` gives."""
+    from augkit.outputs.progress import no_progress
+    from augkit.stages import study
+
+    resolved, train, val, test, pool, needs = _reuse_inputs(regimes)
+    classifier = resolved.build("classifier")
+    assert study.audit_threads(resolved, classifier) == (1 if stands_in else None)
+    other = augkit.build("classifier", "efficientnetv2", variant="test_efficientnet", epochs=3)
+    assert study.audit_threads(resolved, other) is None  # not the study's training: never stands in
+    with side_by_side.threads(study.audit_threads(resolved, classifier)):
+        rows = list(classifier.fit(train, val, seed=0))
+    trained = study.reusable(resolved, (classifier, rows), 0)
+    assert bool(trained) == stands_in
+    kw = dict(regimes=resolved.recipe.evaluation.all_regimes(), seeds=[0])
+    run = study.evaluate(resolved, train, val, test, pool, needs, tmp_path / "run", no_progress, trained=trained, **kw)
+    evaluate = study.evaluate(resolved, train, val, test, pool, needs, tmp_path / "evaluate", no_progress, **kw)
+    assert _probabilities(tmp_path / "run") == _probabilities(tmp_path / "evaluate")
+    assert run["regimes"] == evaluate["regimes"]
+
+
+def test_threads_restores_the_count():
+    before = torch.get_num_threads()
+    with side_by_side.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with side_by_side.threads(None):
+        assert torch.get_num_threads() == before

@@ -14,6 +14,7 @@ progress bar and TensorBoard follow the trainings live.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import queue as queues
@@ -52,6 +53,18 @@ def worker_count(setting: int | str, classifier: Classifier, trainings: int) -> 
     if getattr(classifier, "device", torch.device("cpu")).type != "cpu":
         return 1
     return max(1, min(cores(), trainings))
+
+
+@contextlib.contextmanager
+def threads(n: int | None) -> Iterator[None]:
+    """This process computes on ``n`` threads inside the block (None: unchanged), as a worker does on one."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 _shared: dict = {}

@@ -216,19 +216,53 @@ def study_mode(resolved, world_size: int) -> str:
     return distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, world_size)
 
 
+def n_trainings(resolved) -> int:
+    """The study's (regime, generator seed, seed) trainings, as :func:`evaluate` lists them."""
+    evaluation = resolved.recipe.evaluation
+    pools = max(evaluation.generator_seeds, 1)
+    return evaluation.seeds * sum(pools if regime_table.uses_synthetic(r) else 1 for r in evaluation.all_regimes())
+
+
+def _workers(resolved, trainings: int) -> int:
+    """Trainings side by side for ``trainings`` to train, as :func:`evaluate` decides (1 over several processes)."""
+    cls, options = resolved.plugins["classifier"]
+    if distributed.world().size > 1 or not trainings:
+        return 1
+    workers = side_by_side.worker_count(resolved.recipe.evaluation.workers, cls(options), trainings)
+    return workers if workers == 1 or picklable(cls, options) else 1
+
+
+def audit_threads(resolved, classifier) -> int | None:
+    """Threads the audit's real-data ``classifier`` trains with: 1, or None for this process's own.
+
+    One when the study trains side by side and the audit's training, standing in for the study's
+    ("real", first seed) one, takes a round of trainings off it: its numbers are then a worker's
+    (one thread), which ``augkit evaluate`` reproduces. That is when the other trainings fill
+    their rounds without it (with 2 workers: an even number left); otherwise it trains on every
+    core, sooner, and the study trains its own.
+    """
+    cls, options = resolved.plugins["classifier"]
+    evaluation = resolved.recipe.evaluation
+    n = n_trainings(resolved)
+    if "real" not in evaluation.all_regimes() or type(classifier) is not cls or classifier.options != options:
+        return None
+    workers = _workers(resolved, n - 1)
+    return 1 if workers > 1 and (n - 1) % workers == 0 else None
+
+
 def reusable(resolved, trained: tuple | None, seed: int) -> dict:
     """The audit's real-trained classifier stands in for the study's ("real", seed) run when it is the same training.
 
     ``trained``: (classifier, its training rows) or None. The audit trains with the recipe's seed on
     the same training and validation splits, so only the plugin and its options need to match; and
-    the study must train one at a time in this process (always so over several processes): a one-thread worker's numbers differ
-    from this process's, and ``augkit evaluate`` must give the run's numbers.
+    the thread count too: the study trains one at a time in this process (always so over several
+    processes), or side by side in one-thread workers and the audit trained on one thread
+    (:func:`audit_threads`). ``augkit evaluate`` must give the run's numbers.
     """
     cls, options = resolved.plugins["classifier"]
-    evaluation = resolved.recipe.evaluation
-    workers = 1 if distributed.world().size > 1 else side_by_side.worker_count(  # as evaluate decides
-        evaluation.workers, cls(options), len(evaluation.all_regimes()) * evaluation.seeds)
-    if trained is not None and workers == 1 and type(trained[0]) is cls and trained[0].options == options:
+    if trained is None or type(trained[0]) is not cls or trained[0].options != options:
+        return {}
+    if _workers(resolved, n_trainings(resolved)) == 1 or audit_threads(resolved, trained[0]) == 1:
         return {("real", seed): trained}
     return {}
 
@@ -327,11 +361,10 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
         scored(j, classifier.predict_proba(test.images).float().numpy(), rows)
     cls, options = resolved.plugins["classifier"]
-    workers = 1 if here.size > 1 or not to_train else side_by_side.worker_count(
-        evaluation.workers, resolved.build("classifier"), len(to_train))
-    if workers > 1 and not picklable(cls, options):
+    workers = _workers(resolved, len(to_train))
+    if workers == 1 and to_train and here.size == 1 and side_by_side.worker_count(
+            evaluation.workers, cls(options), len(to_train)) > 1:
         log.info("classifier trainings one at a time: the %s classifier cannot be sent to other processes", cls.__name__)
-        workers = 1
     if workers > 1:
         log.info("%d classifier trainings, %d side by side (evaluation.workers)", len(to_train), workers)
         trainings = [side_by_side.Training(j, data(j), jobs[j][2]) for j in to_train]
