@@ -224,9 +224,10 @@ def n_trainings(resolved) -> int:
 
 
 def _workers(resolved, trainings: int) -> int:
-    """Trainings side by side for ``trainings`` to train, as :func:`evaluate` decides (1 over several processes)."""
+    """Trainings side by side for ``trainings`` to train, as :func:`evaluate` decides (1 over several processes,
+    also asked from rank 0 working alone)."""
     cls, options = resolved.plugins["classifier"]
-    if distributed.world().size > 1 or not trainings:
+    if distributed.world().size > 1 or distributed.launched() or not trainings:
         return 1
     workers = side_by_side.worker_count(resolved.recipe.evaluation.workers, cls(options), trainings)
     return workers if workers == 1 or picklable(cls, options) else 1
