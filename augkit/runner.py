@@ -27,7 +27,7 @@ from augkit.outputs import card, report, run_report
 from augkit.outputs.environment import environment
 from augkit.outputs.progress import Progress, no_progress
 from augkit.outputs.run_folder import RunFolder
-from augkit.stages import prepare, study
+from augkit.stages import prepare, reuse, study
 from augkit.stages.generator import checkpoint_used, train_generator
 from augkit.stages.synthetic import regenerate_pool, sample_synthetic
 
@@ -72,7 +72,7 @@ def run(
             seeds = _seeds(resolved)
             metrics = study.evaluate(resolved, train, val, test, pool, needs, folder, progress,
                                      regimes=recipe.evaluation.all_regimes(), seeds=seeds,
-                                     trained=study.reusable(resolved, audited, seeds[0]))
+                                     trained=reuse.reusable(resolved, audited, seeds[0]))
         if not here.main:  # rank 0 gathered the metrics and writes the rest
             return folder.path
         for warning in metrics["warnings"]:

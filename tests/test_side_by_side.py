@@ -79,16 +79,16 @@ def test_the_audits_classifier_stands_in_side_by_side_only_as_a_worker_would_tra
     """Side by side, the audit's real classifier trains on one thread, as a worker, when standing in for
     ("real", 0) saves the study a round; the study with it gives the numbers ``augkit evaluate`` gives."""
     from augkit.outputs.progress import no_progress
-    from augkit.stages import study
+    from augkit.stages import reuse, study
 
     resolved, train, val, test, pool, needs = _reuse_inputs(regimes)
     classifier = resolved.build("classifier")
-    assert study.audit_threads(resolved, classifier) == (1 if stands_in else None)
+    assert reuse.audit_threads(resolved, classifier) == (1 if stands_in else None)
     other = augkit.build("classifier", "efficientnetv2", variant="test_efficientnet", epochs=3)
-    assert study.audit_threads(resolved, other) is None  # not the study's training: never stands in
-    with side_by_side.threads(study.audit_threads(resolved, classifier)):
+    assert reuse.audit_threads(resolved, other) is None  # not the study's training: never stands in
+    with side_by_side.threads(reuse.audit_threads(resolved, classifier)):
         rows = list(classifier.fit(train, val, seed=0))
-    trained = study.reusable(resolved, (classifier, rows), 0)
+    trained = reuse.reusable(resolved, (classifier, rows), 0)
     assert bool(trained) == stands_in
     kw = dict(regimes=resolved.recipe.evaluation.all_regimes(), seeds=[0])
     run = study.evaluate(resolved, train, val, test, pool, needs, tmp_path / "run", no_progress, trained=trained, **kw)

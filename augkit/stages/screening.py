@@ -19,7 +19,7 @@ from augkit.config.recipe import ResolvedRecipe
 from augkit.extension.roles import FeatureExtractor, Generator, LabeledImages, SyntheticBatch
 from augkit.outputs.progress import Progress
 from augkit.outputs.run_folder import RunFolder
-from augkit.stages import side_by_side, study
+from augkit.stages import reuse, side_by_side, study
 from augkit.stages.batches import generate_batches
 
 log = logging.getLogger("augkit")
@@ -80,7 +80,7 @@ def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: lis
     extractor = extractor or resolved.build("feature_extractor")
     if rows is None:
         build = getattr(extractor.options, "build_classifier", None)  # a classifier the study may reuse
-        with side_by_side.threads(None if build is None else study.audit_threads(resolved, build())):
+        with side_by_side.threads(None if build is None else reuse.audit_threads(resolved, build())):
             rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", None))
     settings = A.AuditSettings(k=spec.k, repeats=spec.repeats, copy_quantile=spec.copy_quantile,
                                copy_margin=spec.copy_margin, seed=recipe.seed)

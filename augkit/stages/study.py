@@ -38,7 +38,7 @@ from augkit.outputs import stats
 from augkit.extension.roles import LabeledImages
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import side_by_side
-from augkit.stages.data import picklable
+from augkit.stages.reuse import n_trainings, workers_for
 
 log = logging.getLogger("augkit")
 
@@ -212,60 +212,7 @@ def distribute_mode(resolved, n_jobs: int, world_size: int) -> str:
 
 def study_mode(resolved, world_size: int) -> str:
     """How the recipe's study shares its (regime, seed) trainings over ``world_size`` processes: jobs or ddp."""
-    evaluation = resolved.recipe.evaluation
-    return distribute_mode(resolved, len(evaluation.all_regimes()) * evaluation.seeds, world_size)
-
-
-def n_trainings(resolved) -> int:
-    """The study's (regime, generator seed, seed) trainings, as :func:`evaluate` lists them."""
-    evaluation = resolved.recipe.evaluation
-    pools = max(evaluation.generator_seeds, 1)
-    return evaluation.seeds * sum(pools if regime_table.uses_synthetic(r) else 1 for r in evaluation.all_regimes())
-
-
-def _workers(resolved, trainings: int) -> int:
-    """Trainings side by side for ``trainings`` to train, as :func:`evaluate` decides (1 over several processes,
-    also asked from rank 0 working alone)."""
-    cls, options = resolved.plugins["classifier"]
-    if distributed.world().size > 1 or distributed.launched() or not trainings:
-        return 1
-    workers = side_by_side.worker_count(resolved.recipe.evaluation.workers, cls(options), trainings)
-    return workers if workers == 1 or picklable(cls, options) else 1
-
-
-def audit_threads(resolved, classifier) -> int | None:
-    """Threads the audit's real-data ``classifier`` trains with: 1, or None for this process's own.
-
-    One when the study trains side by side and the audit's training, standing in for the study's
-    ("real", first seed) one, takes a round of trainings off it: its numbers are then a worker's
-    (one thread), which ``augkit evaluate`` reproduces. That is when the other trainings fill
-    their rounds without it (with 2 workers: an even number left); otherwise it trains on every
-    core, sooner, and the study trains its own.
-    """
-    cls, options = resolved.plugins["classifier"]
-    evaluation = resolved.recipe.evaluation
-    n = n_trainings(resolved)
-    if "real" not in evaluation.all_regimes() or type(classifier) is not cls or classifier.options != options:
-        return None
-    workers = _workers(resolved, n - 1)
-    return 1 if workers > 1 and (n - 1) % workers == 0 else None
-
-
-def reusable(resolved, trained: tuple | None, seed: int) -> dict:
-    """The audit's real-trained classifier stands in for the study's ("real", seed) run when it is the same training.
-
-    ``trained``: (classifier, its training rows) or None. The audit trains with the recipe's seed on
-    the same training and validation splits, so only the plugin and its options need to match; and
-    the thread count too: the study trains one at a time in this process (always so over several
-    processes), or side by side in one-thread workers and the audit trained on one thread
-    (:func:`audit_threads`). ``augkit evaluate`` must give the run's numbers.
-    """
-    cls, options = resolved.plugins["classifier"]
-    if trained is None or type(trained[0]) is not cls or trained[0].options != options:
-        return {}
-    if _workers(resolved, n_trainings(resolved)) == 1 or audit_threads(resolved, trained[0]) == 1:
-        return {("real", seed): trained}
-    return {}
+    return distribute_mode(resolved, n_trainings(resolved), world_size)
 
 
 def budget(resolved, train: LabeledImages) -> int | None:
@@ -362,7 +309,7 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
         scored(j, classifier.predict_proba(test.images).float().numpy(), rows)
     cls, options = resolved.plugins["classifier"]
-    workers = _workers(resolved, len(to_train))
+    workers = workers_for(resolved, len(to_train))
     if workers == 1 and to_train and here.size == 1 and side_by_side.worker_count(
             evaluation.workers, cls(options), len(to_train)) > 1:
         log.info("classifier trainings one at a time: the %s classifier cannot be sent to other processes", cls.__name__)
