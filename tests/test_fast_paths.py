@@ -1,5 +1,7 @@
 """The speed levers change no result beyond tolerance: bf16 autocast, channels-last, the fast dropout."""
 
+import copy
+
 import pytest
 import torch
 
@@ -85,3 +87,41 @@ def test_bf16_classifier_predicts_like_fp32_with_the_same_weights():
     assert p16.dtype == torch.float32
     assert (p16 - p32).abs().max() < 0.05
     assert clf.features(data.images).dtype == torch.float32
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("kind", ["1x1", "1x1 bias", "depthwise", "depthwise bias", "depthwise 5x5", "3x3 dense"])
+def test_small_map_convolutions_compute_what_the_convolution_computes(kind, size):
+    from augkit_plugins.efficientnetv2.small_convs import SmallMapConv2d, use_small_map_convs
+
+    c, bias = 12, "bias" in kind
+    conv = {"1x1": torch.nn.Conv2d(c, 5, 1, bias=bias),
+            "depthwise": torch.nn.Conv2d(c, c, 3, padding=1, groups=c, bias=bias),
+            "depthwise 5x5": torch.nn.Conv2d(c, c, 5, padding=2, groups=c, bias=False),
+            "3x3 dense": torch.nn.Conv2d(c, 4, 3, padding=1)}[kind.removesuffix(" bias")]
+    fast = copy.deepcopy(conv)
+    assert use_small_map_convs(fast) == 1 and isinstance(fast, SmallMapConv2d)
+    x = torch.randn(3, c, size, size).contiguous(memory_format=torch.channels_last).requires_grad_()
+    y, y_fast = conv(x), fast(x)
+    torch.testing.assert_close(y_fast, y, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, [x, *conv.parameters()], g)
+    grads_fast = torch.autograd.grad(y_fast, [x, *fast.parameters()], g)
+    for a, b in zip(grads_fast, grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_the_classifier_with_small_map_convolutions_keeps_its_state_dict_and_copies_cleanly():
+    from augkit_plugins.efficientnetv2.small_convs import SmallMapConv2d
+
+    plain = EfficientNetV2(small_map_convs=False, drop_rate=0.0)._create(3).eval()
+    fast = EfficientNetV2(drop_rate=0.0)._create(3).eval()
+    assert sum(isinstance(m, SmallMapConv2d) for m in fast.modules()) > 20
+    fast.load_state_dict(plain.state_dict())  # same tensors, same names: checkpoints load either way
+    copied = copy.deepcopy(fast)  # early stopping and EMA copy models: a copy must compute with its own weights
+    x = torch.randn(2, 1, 56, 56).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-4)
+        for p in copied.parameters():
+            p.zero_()
+        assert not torch.allclose(copied(x), fast(x))

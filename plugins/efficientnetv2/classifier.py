@@ -18,6 +18,8 @@ import augkit
 from augkit.compute import accel
 from augkit.compute import distributed
 
+from .small_convs import use_small_map_convs
+
 
 class EfficientNetV2(augkit.Classifier):
     """timm's EfficientNetV2 with AdamW, a cosine schedule and early stopping on validation loss."""
@@ -63,6 +65,10 @@ class EfficientNetV2(augkit.Classifier):
             "bf16, and on a bf16 CPU from 96 px up (at 56 px fp32 was faster)"
         )
         device: accel.Device = Field("auto", description="auto: the GPU if there is one")
+        small_map_convs: bool = Field(
+            True, description="on a CPU, 1x1 convolutions on maps up to 14x14 as matrix products and depthwise ones "
+            "on 2x2 and smaller as sums, where oneDNN is slow: training 1.3-1.4x faster at 56 px, 1.05x at 112 "
+            "(docs/benchmarks.md); the same function, other rounding")
 
         @field_validator("variant")
         @classmethod
@@ -141,6 +147,8 @@ class EfficientNetV2(augkit.Classifier):
             if not usable:
                 raise ValueError(f"{o.weights}: no tensor matches {o.variant}; is it a weights file for this variant?")
             model.load_state_dict(usable, strict=False)
+        if o.small_map_convs:
+            use_small_map_convs(model)
         return model.to(self.device, memory_format=torch.channels_last)  # 1.3-1.5x faster on CPU, both precisions
 
     @property
