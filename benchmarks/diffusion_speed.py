@@ -9,7 +9,9 @@ backward, step; sampling runs all 1,000 `scheduler.step`s, one network pass each
 
 augkit: the plugin's own `fit` and `sample` with its defaults (rectified flow, fused AdamW,
 EMA, gradient clipping; 25 Euler steps with classifier-free guidance, two passes per step),
-in fp32 and, where the device has it, in bf16 with channels-last memory (what `auto` picks).
+in fp32 and, where the device has it, in bf16 (what `auto` picks; channels-last memory on a GPU
+only) and in bf16 with channels-last memory forced (the plugin's layout on a CPU before
+2026-12-03: there bf16 group norm on channels-last tensors is the slow path).
 
 Same network, same batch, same process, one after the other; prints s/step, images/s and the
 ratios. `--baseline-steps N` times N of the baseline's 1,000 sampling steps and scales up (every
@@ -95,8 +97,9 @@ def baseline() -> tuple[float, float]:
     return train, args.images / sampled
 
 
-def plugin(precision: str) -> tuple[float, float]:
-    model = Diffusion(**network, precision=precision, iterations=3 + args.steps, log_every=10_000)
+def plugin(precision: str, channels_last: bool | None = None) -> tuple[float, float]:
+    model = Diffusion(**network, precision=precision, iterations=3 + args.steps, log_every=10_000,
+                      channels_last=channels_last)
     for row in model.fit(data, seed=0):  # rows without measurements: no .item() sync a step the baseline lacks
         if row["step"] == 3:
             sync()
@@ -117,8 +120,9 @@ print(f"{device.type}, {torch.get_num_threads()} threads; UNet widths {args.widt
 base_train, base_sample = baseline()
 print(f"baseline (MONAI tutorial loop, fp32, 1,000 DDPM steps): {base_train:.3f} s/step, {base_sample:.4f} images/s",
       flush=True)
-precisions = ["fp32"] + (["bf16"] if accel.bf16_supported(device) else [])
-for precision in precisions:
-    train, sample = plugin(precision)
-    print(f"augkit diffusion ({precision}, 25 RFlow steps, guidance 2): {train:.3f} s/step "
+settings = [("fp32", None)] + ([("bf16", None), ("bf16", True)] if accel.bf16_supported(device) else [])
+for precision, channels_last in settings:
+    train, sample = plugin(precision, channels_last)
+    layout = "" if channels_last is None else ", channels-last forced"
+    print(f"augkit diffusion ({precision}{layout}, 25 RFlow steps, guidance 2): {train:.3f} s/step "
           f"({base_train / train:.2f}x), {sample:.3f} images/s ({sample / base_sample:.1f}x)", flush=True)

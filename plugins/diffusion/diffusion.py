@@ -79,8 +79,10 @@ class Diffusion(augkit.Generator):
         sample_batch: int = Field(64, ge=1, description="images denoised at once when sampling")
         log_every: int = Field(10, ge=1, description="iterations between log rows")
         precision: accel.Precision = Field(
-            "auto", description="bf16 autocast (with channels-last memory) or fp32; auto: bf16 where the CPU or GPU "
-            "supports it (docs/benchmarks.md)")
+            "auto", description="bf16 autocast or fp32; auto: bf16 where the CPU or GPU supports it (docs/benchmarks.md)")
+        channels_last: bool | None = Field(
+            None, description="channels-last memory; unset: on a GPU under bf16 only (on a CPU, bf16 group norm on "
+            "channels-last tensors is 25x slower than on contiguous ones: docs/benchmarks.md)")
         device: accel.Device = Field("auto", description="auto: the GPU if there is one")
         compile: bool = Field(False, description="torch.compile the UNet")
 
@@ -137,8 +139,15 @@ class Diffusion(augkit.Generator):
         # (docs/benchmarks.md)
         return accel.resolve_precision(self.options.precision, self.device)
 
+    @property
+    def _memory(self) -> torch.memory_format:
+        last = self.options.channels_last
+        if last is None:
+            last = self.precision == "bf16" and self.device.type == "cuda"
+        return torch.channels_last if last else torch.contiguous_format
+
     def _layout(self, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.precision == "bf16" else x
+        return x.contiguous(memory_format=self._memory)
 
     # -- building -----------------------------------------------------------------------
     def _build(self, n_classes: int) -> None:
@@ -150,8 +159,7 @@ class Diffusion(augkit.Generator):
             channels=tuple(o.widths), attention_levels=tuple(o.attention), norm_num_groups=o.norm_groups,
             num_head_channels=o.head_channels, num_class_embeds=n_classes + 1,  # the last: the null class
         )
-        memory = torch.channels_last if self.precision == "bf16" else torch.contiguous_format
-        self.net.to(self.device, memory_format=memory)
+        self.net.to(self.device, memory_format=self._memory)
         self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if o.ema else None
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=o.lr, weight_decay=0.0, fused=True)  # CPU or CUDA
         self.rng = torch.Generator().manual_seed(0)
