@@ -135,8 +135,8 @@ class Diffusion(augkit.Generator):
 
     @property
     def precision(self) -> str:
-        # bf16 on this project's CPU: sampling 1.12x, training 1.27x at widths 32-64-64 and level at the CPU size
-        # (docs/benchmarks.md)
+        # bf16 on this project's CPU, contiguous memory, CPU size: training 1.71x, sampling 1.70x fp32's
+        # (docs/benchmarks.md, 2026-12-03)
         return accel.resolve_precision(self.options.precision, self.device)
 
     @property
