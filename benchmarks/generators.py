@@ -3,10 +3,11 @@
     python benchmarks/generators.py [--configs old new] [--settings quickstart chest-harder brain-harder]
                                     [--seeds 3] [--regimes real fake] [--out DIR]
 
-Every (setting, configuration, seed) is one ``augkit run`` of examples/quickstart.yaml with the
-setting's data and the configuration's generator options (``--set``), in a fresh process, one
-after the other (2 cores: never two at once). The seed is the recipe's: it seeds the split, the
-generator and the classifiers. Prints, per setting and configuration, means over seeds of:
+Every (setting, configuration, seed) is one ``augkit run`` of examples/quickstart_acgan.yaml (the
+quickstart's data, classifier and study with the AC-GAN) with the setting's data and the
+configuration's generator options (``--set``), in a fresh process, one after the other (2 cores:
+never two at once). The seed is the recipe's: it seeds the split, the generator and the
+classifiers. Prints, per setting and configuration, means over seeds of:
 
 * intra-class diversity (1 - MS-SSIM between pairs, synthetic / real; the worst class);
 * the audit's per-class recall and coverage as a fraction of their real-vs-real floors (the
@@ -31,8 +32,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).parents[1]
-RECIPE = ROOT / "examples" / "quickstart.yaml"
-DIFFUSION = yaml.safe_load((ROOT / "examples" / "diffusion_chest_cpu.yaml").read_text())
+RECIPE = ROOT / "examples" / "quickstart_acgan.yaml"
+DIFFUSION = yaml.safe_load((ROOT / "examples" / "quickstart.yaml").read_text())  # the quickstart's generator
 
 # augkit's AC-GAN defaults before the remedies (2026-12-01), spelt out: each remedy changes one of them
 OLD = ["generator.options.ema_statistics=live", "generator.options.fake_class_loss=true",
@@ -52,7 +53,7 @@ CONFIGS = {
     "d2d-ms-half": [*OLD, "generator.options.class_loss=d2d-ce", "generator.options.fake_class_loss=false",
                     "generator.options.mode_seeking=0.5"],
     "new": [],  # today's defaults
-    # the diffusion plugin as examples/diffusion_chest_cpu.yaml runs it (its generator and checkpoints)
+    # the diffusion plugin as examples/quickstart.yaml runs it (its generator and checkpoints)
     "diffusion": [f"generator={json.dumps(DIFFUSION['generator'])}",
                   f"checkpoint_every={DIFFUSION['checkpoint_every']}"],
 }

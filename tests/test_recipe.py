@@ -17,7 +17,7 @@ def base(**changes):
     return recipe
 
 
-@pytest.mark.parametrize("name", ["tiny.yaml", "quickstart.yaml"])
+@pytest.mark.parametrize("name", ["tiny.yaml", "quickstart.yaml", "quickstart_acgan.yaml"])
 def test_examples_validate(name):
     resolved = load_recipe(EXAMPLES / name)
     assert resolved.recipe.dataset.name == "chest-phantom"
@@ -117,7 +117,7 @@ def test_paper_recipes_validate_with_a_data_root(name, tmp_path, registry):
     assert (gen.preset, gen.width, gen.iterations, gen.channels, gen.image_size) == ("paper", 1024, 32000, 3, 112)
 
 
-@pytest.mark.parametrize("name, size", [("diffusion_chest_cpu.yaml", 56), ("diffusion_brain_cpu.yaml", 56),
+@pytest.mark.parametrize("name, size", [("quickstart.yaml", 56), ("diffusion_brain_cpu.yaml", 56),
                                         ("diffusion_chest_gpu.yaml", 112), ("diffusion_brain_gpu.yaml", 128)])
 def test_diffusion_recipes_validate(name, size, tmp_path, registry):
     data = [f"dataset.options.root={tmp_path}"] if "gpu" in name else []

@@ -218,9 +218,10 @@ def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
             "Intra-class diversity, in pixels (no network involved): 1 - mean MS-SSIM between pairs of images of a "
             "class, synthetic against the training images of the class. 0 is one image repeated; a class below "
             f"{diversity['collapsed_below']:g}x the real figure is collapsed."))
-        out.append(Table(["class", "synthetic", "real", "synthetic / real", ""], [
+        out.append(Table(["class", "synthetic", "real", "synthetic / real", "collapsed"], [
             [name, _f3(f["synthetic"]), _f3(f["real"]), "n/a" if f["ratio"] is None else f"{f['ratio']:.2f}",
-             "collapsed" if f["collapsed"] else ""] for name, f in diversity["per_class"].items()]))
+             "n/a" if f["ratio"] is None else "yes" if f["collapsed"] else "no"]
+            for name, f in diversity["per_class"].items()]))
 
     out.append(Heading("Label faithfulness", 3))
     if faith:

@@ -130,9 +130,10 @@ def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: lis
     for warning in A.warnings_for(summary):
         folder.warn(warning)
     _board_audit(folder, summary)
+    c_t = summary["memorisation"]["data_copying"].get("c_t")
     log.info("audit: %d near copies, faithfulness %s, C_T %s", summary["memorisation"]["near_copies"],
              "n/a" if not summary["faithfulness"] else f"{summary['faithfulness']['overall']:.2f}",
-             summary["memorisation"]["data_copying"].get("c_t"))
+             "n/a" if c_t is None else f"{c_t:.2f}")
     classifier = extractor.trained_classifier
     return kept, (None if classifier is None else (classifier, rows))
 
