@@ -1,6 +1,6 @@
 """augkit as a library: the same power as `augkit run`, from Python.
 
-    python examples/library.py            # a few seconds on a laptop CPU
+    python examples/library.py            # about 20 seconds on 2 CPU cores
 
 1. build plugins by name and train a tiny AC-GAN on embedded phantom data;
 2. sample a class-balanced synthetic set with a fixed seed;
@@ -42,6 +42,8 @@ recipe = {
     "generator": {"options": {"width": 16, "iterations": 20, "batch_size": 16}},
     "synthetic": {"per_class": 8},
     "classifier": {"options": {"variant": "test_efficientnet", "epochs": 1, "batch_size": 16}},
+    "selection": {"judge_steps": 150},  # the default 1,000 would be most of this demo's time
+    "evaluation": {"seeds": 1, "ratios": []},  # one training per regime, no ratio sweep: a demo
 }
 with tempfile.TemporaryDirectory() as out:
     run_dir = augkit.run(recipe, out)

@@ -3,6 +3,7 @@ import torch
 from pydantic import ValidationError
 
 import augkit
+from augkit.compute import accel
 from augkit.testing import check_distributed, check_generator
 from augkit_plugins.diffusion import Diffusion
 
@@ -120,10 +121,14 @@ def test_build_by_name():
     assert isinstance(augkit.build("generator", "diffusion", **TINY), Diffusion)
 
 
-def test_memory_layout_is_a_speed_lever_only(tiny_images):
+def test_memory_layout_is_a_speed_lever_only(tiny_images, monkeypatch):
     # channels-last is on a GPU under bf16 only: on a CPU, bf16 group norm on channels-last tensors
     # is the slow path; forcing either layout trains the same model up to rounding
-    assert Diffusion(**{**TINY, "precision": "bf16"}, device="cpu")._memory == torch.contiguous_format
+    assert Diffusion(**TINY, device="cpu")._memory == torch.contiguous_format
+    with monkeypatch.context() as m:  # the rule for a CPU with bf16, on any CPU (nothing runs in bf16 here)
+        m.setattr(accel, "bf16_supported", lambda device: True)
+        bf16 = Diffusion(**{**TINY, "precision": "bf16"}, device="cpu")
+        assert bf16.precision == "bf16" and bf16._memory == torch.contiguous_format
     models = {}
     for last in (False, True):
         models[last] = Diffusion(**TINY, iterations=4, channels_last=last)
