@@ -34,12 +34,15 @@ print(f"{'guidance':>8s} {'class':>12s} " + " ".join(f"{'seed ' + str(s):>8s}" f
       + f" {'mean':>6s} {'s / seed':>9s}")
 for g in args.guidance:
     gen = Diffusion.load(args.run / "checkpoints" / "best.pt", guidance=g)
+    labels = torch.arange(len(gen.classes)).repeat_interleave(args.per_class)
     ratios: dict[str, list[float]] = {name: [] for name in gen.classes}
     start = time.perf_counter()
     for seed in args.seeds:
-        for c, name in enumerate(gen.classes):
-            images = gen.sample(torch.full((args.per_class,), c), seed=seed)
-            ratios[name].append(D.diversity(images, pairs=256, seed=c) / real[name]["real"])
+        images = torch.cat([gen.sample(labels[labels == c], seed=seed) for c in range(len(gen.classes))])
+        figures = D.per_class(images, labels, None, None, gen.classes,  # the audit's measure, its real figures
+                              real_figures=[real[name]["real"] for name in gen.classes])
+        for name, f in figures.items():
+            ratios[name].append(f["ratio"])
     seconds = (time.perf_counter() - start) / len(args.seeds)
     for name, values in ratios.items():
         print(f"{g:8.1f} {name:>12s} " + " ".join(f"{v:8.2f}" for v in values)
