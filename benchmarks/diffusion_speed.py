@@ -11,7 +11,8 @@ augkit: the plugin's own `fit` and `sample` with its defaults (rectified flow, f
 EMA, gradient clipping; 25 Euler steps with classifier-free guidance, two passes per step),
 in fp32 and, where the device has it, in bf16 (what `auto` picks; channels-last memory on a GPU
 only) and in bf16 with channels-last memory forced (the plugin's layout on a CPU before
-2026-12-03: there bf16 group norm on channels-last tensors is the slow path).
+2026-12-03: there bf16 group norm on channels-last tensors is the slow path); on a CPU, also in fp32
+with torch's fused attention kernel forced (`flash_attention: true`, the default on a GPU only).
 
 Same network, same batch, same process, one after the other; prints s/step, images/s and the
 ratios. `--baseline-steps N` times N of the baseline's 1,000 sampling steps and scales up (every
@@ -63,7 +64,8 @@ def baseline() -> tuple[float, float]:
     from monai.networks.schedulers import DDPMScheduler
 
     torch.manual_seed(0)
-    model = Diffusion(**network, precision="fp32")  # the same UNet the plugin builds, then used bare
+    # the same UNet the plugin builds, then used bare; MONAI's own attention, as the tutorial has it
+    model = Diffusion(**network, precision="fp32", flash_attention=False)
     model._build(n_classes)
     net = model.net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=2.5e-5)
@@ -97,9 +99,9 @@ def baseline() -> tuple[float, float]:
     return train, args.images / sampled
 
 
-def plugin(precision: str, channels_last: bool | None = None) -> tuple[float, float]:
+def plugin(precision: str, channels_last: bool | None = None, flash: bool | None = None) -> tuple[float, float]:
     model = Diffusion(**network, precision=precision, iterations=3 + args.steps, log_every=10_000,
-                      channels_last=channels_last)
+                      channels_last=channels_last, flash_attention=flash)
     for row in model.fit(data, seed=0):  # rows without measurements: no .item() sync a step the baseline lacks
         if row["step"] == 3:
             sync()
@@ -120,9 +122,12 @@ print(f"{device.type}, {torch.get_num_threads()} threads; UNet widths {args.widt
 base_train, base_sample = baseline()
 print(f"baseline (MONAI tutorial loop, fp32, 1,000 DDPM steps): {base_train:.3f} s/step, {base_sample:.4f} images/s",
       flush=True)
-settings = [("fp32", None)] + ([("bf16", None), ("bf16", True)] if accel.bf16_supported(device) else [])
-for precision, channels_last in settings:
-    train, sample = plugin(precision, channels_last)
-    layout = "" if channels_last is None else ", channels-last forced"
+# (precision, channels_last, flash_attention); None: the plugin's default for the device
+settings = [("fp32", None, None)] + ([("bf16", None, None), ("bf16", True, None)] if accel.bf16_supported(device) else [])
+if device.type == "cpu":  # on a GPU the fused attention kernel is the default already
+    settings.append(("fp32", None, True))
+for precision, channels_last, flash in settings:
+    train, sample = plugin(precision, channels_last, flash)
+    layout = ("" if channels_last is None else ", channels-last forced") + ("" if flash is None else ", fused attention")
     print(f"augkit diffusion ({precision}{layout}, 25 RFlow steps, guidance 2): {train:.3f} s/step "
           f"({base_train / train:.2f}x), {sample:.3f} images/s ({sample / base_sample:.1f}x)", flush=True)

@@ -140,3 +140,28 @@ def test_memory_layout_is_a_speed_lever_only(tiny_images, monkeypatch):
     assert models[True].losses == pytest.approx(models[False].losses, rel=1e-4)
     a, b = (models[k].sample(torch.tensor([0, 1, 2]), seed=0) for k in (False, True))
     torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
+def test_flash_attention_is_a_speed_lever_only(tiny_images, tmp_path):
+    # torch's fused attention kernel is on by default on a GPU only; either way the network, its
+    # checkpoint and what it learns are the same up to rounding
+    from monai.networks.blocks.selfattention import SABlock
+
+    def attention_kernels(model):
+        return {m.use_flash_attention for m in model.net.modules() if isinstance(m, SABlock)}
+
+    models = {}
+    for flash in (False, True):
+        models[flash] = Diffusion(**TINY, iterations=4, flash_attention=flash)
+        models[flash].losses = [r["loss"] for r in models[flash].fit(tiny_images, seed=1) if "loss" in r]
+        assert attention_kernels(models[flash]) == {flash}
+    assert models[True].losses == pytest.approx(models[False].losses, rel=1e-4)
+    a, b = (models[k].sample(torch.tensor([0, 1, 2]), seed=0) for k in (False, True))
+    torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+    models[True].save(tmp_path / "flash.pt")  # a checkpoint trained with one kernel loads into the other
+    plain = Diffusion.load(tmp_path / "flash.pt", flash_attention=False)
+    assert attention_kernels(plain) == {False}
+    torch.testing.assert_close(plain.sample(torch.tensor([0, 1, 2]), seed=0), b)
+    default = Diffusion(**TINY, device="cpu")
+    default._build(3)
+    assert attention_kernels(default) == {False}  # unset: the fused kernel on a GPU only

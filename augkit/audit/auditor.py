@@ -206,7 +206,9 @@ class Auditor:
         }
         if images is not None:
             out["diversity"] = {
-                "measure": "1 - mean MS-SSIM between pairs of images of a class (pixels; docs/audit.md)",
+                "measure": f"1 - mean MS-SSIM between pairs of images of a class, averaged down to about {D.LAYOUT} px a "
+                           "side (their layout; docs/audit.md)",
+                "layout_px": D.LAYOUT,
                 "collapsed_below": D.COLLAPSED,
                 "per_class": D.per_class(images, screen.labels, self.reference.images, self.reference.labels, classes,
                                          seed=self.s.seed),

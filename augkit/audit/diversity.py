@@ -8,9 +8,17 @@ falls towards 0 as their structure differs at every scale. Over random pairs of 
 pixels, so it needs no trained network, and it is set against the same figure for real images
 of the class: a synthetic class below ``COLLAPSED`` times the real figure is *collapsed*.
 
-The scales and window follow the image size: as many of MS-SSIM's five scales (weights
-renormalised) as MONAI accepts with an 11-pixel window, 3 at 56 px, 4 at 112 px; a smaller
-window below 22 px. Images in [-1, 1] are compared as [0, 1].
+The images are first averaged over blocks down to about ``LAYOUT`` pixels a side (5 x 5 blocks
+at 56 px, 11 x 11 at 112): what is compared is each image's layout, what a person sees at a
+glance. At full resolution a class drawn as one blob, each copy with its own blotchy grain,
+read 0.5-0.8x the real figure (MS-SSIM counts the grain as structure) while its grid showed
+the same image sixteen times; on its layout it reads 0.2-0.4x. Real images with grain added
+keep their figure and softened real images lose less of it than at full resolution
+(``benchmarks/diversity_grain.py``, docs/generators.md).
+
+The scales and window follow the compared size: as many of MS-SSIM's five scales (weights
+renormalised) as MONAI accepts with an 11-pixel window, a smaller window below 22 px (at 11
+px: two scales, 11 and 5 px, with a 5-pixel window). Images in [-1, 1] are compared as [0, 1].
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 COLLAPSED = 0.5  # synthetic / real diversity below this: the class is collapsed
+LAYOUT = 10  # pixels a side the images are averaged down to before they are compared
 _WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al.'s five scales
 
 
@@ -83,10 +92,19 @@ def _pairs(n: int, most: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     return i, j
 
 
-def diversity(images: Tensor, *, pairs: int = 256, seed: int = 0) -> float | None:
-    """``1 - mean MS-SSIM`` over up to ``pairs`` pairs of ``images`` (None for fewer than two images)."""
+def layout(images: Tensor, side: int | None = LAYOUT) -> Tensor:
+    """``images`` averaged over k x k blocks, k the largest whole factor leaving at least ``side`` pixels a
+    side (None or 1: unchanged)."""
+    k = max(1, min(images.shape[-2:]) // side) if side else 1
+    return F.avg_pool2d(images.float(), k) if k > 1 else images
+
+
+def diversity(images: Tensor, *, pairs: int = 256, seed: int = 0, side: int | None = LAYOUT) -> float | None:
+    """``1 - mean MS-SSIM`` over up to ``pairs`` pairs of ``images``, averaged down to about ``side`` pixels
+    (None: at full resolution); None for fewer than two images."""
     if len(images) < 2:
         return None
+    images = layout(images, side)
     i, j = _pairs(len(images), pairs, torch.Generator().manual_seed(seed))
     with torch.inference_mode():
         values = torch.cat([ms_ssim(images[i[k:k + 512]], images[j[k:k + 512]]) for k in range(0, len(i), 512)])
@@ -119,5 +137,5 @@ def collapsed(figures: dict[str, dict]) -> list[str]:
 def warnings_for(figures: dict[str, dict], where: str) -> list[str]:
     """One warning per collapsed class, naming it and both figures."""
     return [f"{where}: class {name} is collapsed: its images are {f['ratio']:.2f}x as varied as real ones "
-            f"(1 - MS-SSIM between pairs {f['synthetic']:.3f}, real {f['real']:.3f}); the generator repeats a few "
+            f"(1 - MS-SSIM between pairs' layouts {f['synthetic']:.3f}, real {f['real']:.3f}); the generator repeats a few "
             "looks" for name, f in figures.items() if f["collapsed"]]

@@ -146,8 +146,8 @@ def markdown(card: dict[str, Any]) -> str:
                                                    for k in ("precision", "recall", "coverage")) + " |")
         diversity = audit.get("intra_class_diversity") or {}
         if diversity:
-            lines += ["", "Intra-class diversity, 1 - MS-SSIM between pairs of one class (pixels; 0 is one image "
-                      "repeated): " + "; ".join(
+            lines += ["", "Intra-class diversity, 1 - MS-SSIM between pairs of one class (their layouts; 0 is one "
+                      "image repeated): " + "; ".join(
                           f"{c} {_number(f['synthetic'], 3)} (real {_number(f['real'], 3)})"
                           + (", collapsed" if f["collapsed"] else "") for c, f in diversity.items()) + "."]
         faith = audit["label_faithfulness"]["overall"]

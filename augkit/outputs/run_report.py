@@ -131,7 +131,8 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         out.append(Para(
             "At each checkpoint a small CNN trained on the real training split labels generated images: conditional "
             "accuracy is how often it recognises the requested class; diversity is, per class, 1 - MS-SSIM between "
-            "pairs of generated images over the same for real images (mean over classes; 1 = as varied as real). "
+            "pairs of generated images (their layouts, averaged down to a few pixels: docs/audit.md) over the same "
+            "for real images (mean over classes; 1 = as varied as real). "
             f"The CNN recognises {100 * judge:.0f}% of real validation images (balanced). A checkpoint with a "
             "collapsed class (diversity below 0.5) is never used when one without exists; "
             f"used: {selection.get('used', 'last.pt')}."
@@ -179,6 +180,13 @@ def _ms(stat: dict | None, digits: int = 3) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def _layout(diversity: dict) -> str:
+    """How the audit compared the images: their layouts since 2026-12-04, full images before."""
+    side = diversity.get("layout_px")
+    return (f"each averaged down to its layout (about {side} px a side: grain is not variety)" if side
+            else "at full resolution")
+
+
 def _f3(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -216,8 +224,8 @@ def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
     if diversity:
         out.append(Para(
             "Intra-class diversity, in pixels (no network involved): 1 - mean MS-SSIM between pairs of images of a "
-            "class, synthetic against the training images of the class. 0 is one image repeated; a class below "
-            f"{diversity['collapsed_below']:g}x the real figure is collapsed."))
+            f"class, {_layout(diversity)}, synthetic against the training images of the class. 0 is one image "
+            f"repeated; a class below {diversity['collapsed_below']:g}x the real figure is collapsed."))
         out.append(Table(["class", "synthetic", "real", "synthetic / real", "collapsed"], [
             [name, _f3(f["synthetic"]), _f3(f["real"]), "n/a" if f["ratio"] is None else f"{f['ratio']:.2f}",
              "n/a" if f["ratio"] is None else "yes" if f["collapsed"] else "no"]

@@ -4,9 +4,10 @@ The judge is a small CNN trained on the real training split only. Every few iter
 runner samples a fixed, seeded set per class and measures
 
 * conditional accuracy: how often the judge recognises the requested class;
-* diversity: per class, ``1 - mean MS-SSIM`` between pairs of generated images divided by the
-  same among real training images of the class (:mod:`augkit.audit.diversity`; 1.0 = as varied
-  as the real data, near 0 = one image repeated). A class below 0.5 is *collapsed*.
+* diversity: per class, ``1 - mean MS-SSIM`` between pairs of generated images, each averaged
+  down to its layout (about 10 pixels a side), divided by the same among real training images of the class
+  (:mod:`augkit.audit.diversity`; 1.0 = as varied as the real data, near 0 = one image
+  repeated). A class below 0.5 is *collapsed*.
 
 The score is ``conditional_accuracy * min(1, mean diversity)``. A checkpoint with a collapsed
 class never wins against one without: the kept checkpoint is the best-scoring one without a
@@ -19,7 +20,9 @@ and read 0.99 for sixteen near-identical images. ``benchmarks/feature_diversity.
 one off-distribution blob repeated with pixel noise of s.d. 0.1 reads 0.66-1.09 in the judge's
 features (their norms 1.4-1.7x the real images') but 0.14-0.20 in MS-SSIM; the judge's
 features amplify small pixel differences between images unlike anything it saw. Pixels do not
-depend on a network.
+depend on a network. At full resolution, though, MS-SSIM counted an AC-GAN's blotchy grain as
+variety (one blob per class read 0.5-0.8x the real figure and won selection): the layouts are
+compared instead (:mod:`augkit.audit.diversity`).
 """
 
 from __future__ import annotations
@@ -163,8 +166,8 @@ def warnings_for(scores: list[dict]) -> list[str]:
     for name, v in best["per_class"].items():
         if v.get("diversity_synthetic") is not None and v["diversity"] is not None and v["diversity"] < D.COLLAPSED:
             out.append(f"selection: class {name} is collapsed at iteration {best['step']}: its images are "
-                       f"{v['diversity']:.2f}x as varied as real ones (1 - MS-SSIM between pairs "
-                       f"{v['diversity_synthetic']:.3f}, real {v['diversity_real']:.3f})")
+                       f"{v['diversity']:.2f}x as varied as real ones (1 - MS-SSIM between "
+                       f"pairs' layouts {v['diversity_synthetic']:.3f}, real {v['diversity_real']:.3f})")
         if trusted and v["accuracy"] < 0.5:
             out.append(f"class {name}: only {100 * v['accuracy']:.0f}% of generated images are recognised as {name}")
     return out

@@ -83,6 +83,10 @@ class Diffusion(augkit.Generator):
         channels_last: bool | None = Field(
             None, description="channels-last memory; unset: on a GPU under bf16 only (on a CPU, bf16 group norm on "
             "channels-last tensors is 25x slower than on contiguous ones: docs/benchmarks.md)")
+        flash_attention: bool | None = Field(
+            None, description="attention through torch's scaled_dot_product_attention (MONAI's use_flash_attention; "
+            "same weights, results equal up to rounding); unset: on a GPU only (on a CPU 1.18x faster per training "
+            "step at the GPU size, no gain at the CPU size: docs/benchmarks.md)")
         device: accel.Device = Field("auto", description="auto: the GPU if there is one")
         compile: bool = Field(False, description="torch.compile the UNet")
 
@@ -158,6 +162,7 @@ class Diffusion(augkit.Generator):
             spatial_dims=2, in_channels=o.channels, out_channels=o.channels, num_res_blocks=o.res_blocks,
             channels=tuple(o.widths), attention_levels=tuple(o.attention), norm_num_groups=o.norm_groups,
             num_head_channels=o.head_channels, num_class_embeds=n_classes + 1,  # the last: the null class
+            use_flash_attention=self.device.type == "cuda" if o.flash_attention is None else o.flash_attention,
         )
         self.net.to(self.device, memory_format=self._memory)
         self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False) if o.ema else None
@@ -228,9 +233,8 @@ class Diffusion(augkit.Generator):
             self.opt.step()
             if self.ema_net is not None:
                 decay = min(o.ema, (1 + self.step) / (10 + self.step))
-                with torch.no_grad():
-                    for e, p in zip(self.ema_net.parameters(), self.net.parameters()):
-                        e.lerp_(p, 1.0 - decay)
+                with torch.no_grad():  # one fused call: on a GPU a kernel per tensor costs more than the sums
+                    torch._foreach_lerp_(list(self.ema_net.parameters()), list(self.net.parameters()), 1.0 - decay)
             self.step += 1
             row: dict[str, float] = {"step": self.step}
             if self.step % o.log_every == 0 or self.step == o.iterations:
