@@ -3,8 +3,8 @@
     python benchmarks/diversity_grain.py RUN_DIR [RUN_DIR ...] [--pairs 256]
 
 For each run folder: the real training images of each class (the run's data cache and
-``splits.json``) and its exported synthetic images (``synthetic/<class>/*.png``). For each
-class, each candidate measure's ratio ``diversity(synthetic) / diversity(real)``, where
+``splits.json``) and its exported synthetic images (``synthetic/``, read back as augkit reads
+them). For each class, each candidate measure's ratio ``diversity(synthetic) / diversity(real)``, where
 ``diversity = 1 - mean MS-SSIM`` over random pairs, and the images are first
 
 * ``full``: as they are (the audit's measure until 2026-12-04);
@@ -26,12 +26,11 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
+from torchvision.transforms.functional import gaussian_blur
 
 from augkit.audit import diversity as D
+from augkit.pipeline import SyntheticFolder
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("runs", nargs="+", type=Path)
@@ -40,14 +39,7 @@ args = parser.parse_args()
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = int(3 * sigma + 0.5)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    g = torch.exp(-t**2 / (2 * sigma**2))
-    g = (g / g.sum()).to(x)
-    c = x.shape[1]
-    x = F.pad(x, (radius,) * 4, mode="reflect")
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return gaussian_blur(x, [2 * int(3 * sigma + 0.5) + 1] * 2, [sigma, sigma])  # reflected edges
 
 
 MEASURES = {  # name: (what is done to the images, the side D.diversity averages them down to)
@@ -59,12 +51,14 @@ MEASURES = {  # name: (what is done to the images, the side D.diversity averages
 }
 
 
-def ratios(synthetic: torch.Tensor, real: torch.Tensor, seed: int) -> dict[str, float]:
-    out = {}
-    for name, (f, side) in MEASURES.items():
-        s, r = (D.diversity(f(x), pairs=args.pairs, seed=seed, side=side) for x in (synthetic, real))
-        out[name] = s / r
-    return out
+def reference(real: torch.Tensor, seed: int) -> dict[str, float]:
+    """Each measure's figure for the real images of a class, once."""
+    return {name: D.diversity(f(real), pairs=args.pairs, seed=seed, side=side) for name, (f, side) in MEASURES.items()}
+
+
+def ratios(synthetic: torch.Tensor, real: dict[str, float], seed: int) -> dict[str, float]:
+    return {name: D.diversity(f(synthetic), pairs=args.pairs, seed=seed, side=side) / real[name]
+            for name, (f, side) in MEASURES.items()}
 
 
 def real_images(run: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -74,10 +68,11 @@ def real_images(run: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     return data["images"][train].float(), data["labels"][train], list(data["classes"])
 
 
-def synthetic_images(run: Path, name: str) -> torch.Tensor:
-    files = sorted((run / "synthetic" / name).glob("*.png"))
-    arrays = [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 127.5 - 1 for f in files]
-    return torch.from_numpy(np.stack(arrays))[:, None]
+def synthetic_images(run: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exported images in [-1, 1] and their labels, read as augkit reads them back."""
+    folder = SyntheticFolder(run / "synthetic")
+    items = [folder[i] for i in range(len(folder))]
+    return torch.stack([it["image"] for it in items]) * 2 - 1, torch.tensor([it["label"] for it in items])
 
 
 def show(label: str, figures: dict[str, float]) -> None:
@@ -85,12 +80,16 @@ def show(label: str, figures: dict[str, float]) -> None:
 
 
 print(f"{'':34s} " + " ".join(f"{m:>8s}" for m in MEASURES))
+first = None
 for run in args.runs:
     real, labels, classes = real_images(run)
+    synthetic, synthetic_labels = synthetic_images(run)
+    figures = [reference(real[labels == c], seed=c) for c in range(len(classes))]
+    first = first or (real, labels, classes, figures)
     for c, name in enumerate(classes):
-        show(f"{run.name[-22:]} {name}", ratios(synthetic_images(run, name), real[labels == c], seed=c))
+        show(f"{run.name[-22:]} {name}", ratios(synthetic[synthetic_labels == c], figures[c], seed=c))
 
-real, labels, classes = real_images(args.runs[0])
+real, labels, classes, figures = first
 g = torch.Generator().manual_seed(0)
 for c, name in enumerate(classes):
     x = real[labels == c][:64]
@@ -103,4 +102,4 @@ for c, name in enumerate(classes):
         "one image + pixel noise 0.1": x[:1] + 0.1 * torch.randn(n, *shape, generator=g),
     }
     for label, s in sets.items():
-        show(f"{name}: {label}", ratios(s.clamp(-1, 1), real[labels == c], seed=c))
+        show(f"{name}: {label}", ratios(s.clamp(-1, 1), figures[c], seed=c))
