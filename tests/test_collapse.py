@@ -16,13 +16,14 @@ from test_audit import auditor, phantoms, real  # noqa: F401  (fixtures)
 
 class Replay(augkit.Generator):
     """Samples real images the generator never trained on: of the requested class, at random (``collapsed``
-    false), or always the first one (true: one image per class)."""
+    false), or always the first one (true: one image per class); ``copying``: its training images instead."""
 
     pool: augkit.LabeledImages
+    train: augkit.LabeledImages
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
-        self.collapsed = False
+        self.collapsed = self.copying = False
 
     @property
     def classes(self):
@@ -37,25 +38,27 @@ class Replay(augkit.Generator):
 
     def sample(self, labels, *, seed):
         g = torch.Generator().manual_seed(seed)
+        pool = self.train if self.copying else self.pool
         picks = []
         for y in labels.tolist():
-            members = torch.nonzero(self.pool.labels == y).flatten()
+            members = torch.nonzero(pool.labels == y).flatten()
             picks.append(members[0] if self.collapsed else members[torch.randint(len(members), (1,), generator=g)][0])
-        return self.pool.images[torch.stack(picks)].clone()
+        return pool.images[torch.stack(picks)].clone()
 
     def save(self, path):
-        torch.save({"collapsed": self.collapsed}, path)
+        torch.save({"collapsed": self.collapsed, "copying": self.copying}, path)
 
     @classmethod
     def load(cls, path):
         g = cls()
-        g.collapsed = torch.load(path)["collapsed"]
+        state = torch.load(path)
+        g.collapsed, g.copying = state["collapsed"], state["copying"]
         return g
 
 
 @pytest.fixture
 def replay(real):  # noqa: F811
-    Replay.pool = real["honest"]
+    Replay.pool, Replay.train = real["honest"], real["train"]
     return Replay()
 
 
@@ -105,14 +108,60 @@ def test_selection_never_keeps_a_collapsed_checkpoint(tmp_path, real, replay):  
         folder.close_board()
 
 
+def _per_class(*ratios):
+    return {f"c{i}": {"diversity": r, "accuracy": 1.0} for i, r in enumerate(ratios)}
+
+
 def test_a_collapsed_checkpoint_loses_even_with_the_higher_score():
-    diverse = {"step": 1, "score": 0.3, "collapsed": [], "trusted": True, "per_class": {}}
-    collapsed = {"step": 2, "score": 0.9, "collapsed": ["virus"], "trusted": True, "per_class": {}}
+    diverse = {"step": 1, "score": 0.3, "collapsed": [], "trusted": True, "per_class": _per_class(0.9, 0.8)}
+    collapsed = {"step": 2, "score": 0.9, "collapsed": ["c1"], "trusted": True, "per_class": _per_class(0.9, 0.3)}
     assert max([diverse, collapsed], key=rank) is diverse
-    assert max([collapsed, dict(collapsed, step=3, score=0.5)], key=rank)["step"] == 2  # all collapsed: the best
+    # all collapsed, a trusted judge: the best score
+    less = dict(collapsed, step=1, score=0.5, per_class=_per_class(0.6, 0.45))
+    assert max([collapsed, less], key=rank) is collapsed
     # an untrusted judge: the latest checkpoint without a collapsed class
     untrusted = [dict(s, trusted=False) for s in (diverse, collapsed)] + [dict(diverse, step=3, trusted=False)]
     assert max(untrusted[:2], key=rank)["step"] == 1 and max(untrusted, key=rank)["step"] == 3
+    # all collapsed, an untrusted judge: the least collapsed (its worst class), not the latest
+    both = [dict(less, trusted=False), dict(collapsed, trusted=False)]
+    assert max(both, key=rank)["step"] == 1 and max(both[::-1], key=rank)["step"] == 1
+    assert "least collapsed, of iteration 1 (worst class 0.45x" in " ".join(warnings_for(both))
+
+
+def test_a_copying_checkpoint_loses_to_a_clean_or_collapsed_one():
+    clean = {"step": 1, "score": 0.3, "collapsed": [], "trusted": True, "per_class": _per_class(0.9, 0.8),
+             "near_copies": 0}
+    copying = dict(clean, step=2, score=0.95, per_class=_per_class(1.0, 1.0), near_copies=3, images=64)
+    collapsed = dict(clean, step=3, collapsed=["c1"], per_class=_per_class(0.9, 0.3))
+    assert max([copying, clean], key=rank) is clean
+    assert max([copying, collapsed], key=rank) is collapsed  # copying training images is the worse harm
+    fewer = dict(copying, step=4, near_copies=1)
+    assert max([copying, fewer], key=rank) is fewer
+    assert any("near copies of training images" in w and "1 of its 64" in w for w in warnings_for([copying, fewer]))
+    assert max([clean, {k: v for k, v in copying.items() if k != "near_copies"}], key=rank)["step"] == 2  # old runs
+
+
+def test_selection_counts_near_copies_and_never_keeps_a_copying_checkpoint(tmp_path, real, replay):  # noqa: F811
+    judge, accuracy = train_judge(real["train"], real["heldout"], seed=0, steps=150)
+    scorer = Scorer(judge, real["train"], per_class=16, seed=1, trusted=True, heldout=real["heldout"])
+    replay.copying = True  # its training images: every one a copy, as varied as the real data
+    copying = scorer(replay)
+    assert copying["near_copies"] == 48 and not copying["collapsed"]
+    replay.copying = False  # real images it never saw: none
+    assert scorer(replay)["near_copies"] == 0
+    folder = RunFolder(tmp_path / "run")
+    folder.folder(RunFolder.CHECKPOINTS)
+    folder.folder(RunFolder.SAMPLES)
+    history = G.History(judge_accuracy=accuracy)
+    checkpoint = G.Checkpointer(folder, replay, scorer, history, classes=real["train"].classes, seed=0)
+    for step, copies in enumerate([False, True], 1):  # the copying checkpoint comes last and scores as well
+        replay.copying = copies
+        history.rows.append({"step": step, "d_loss": 1.0, "g_loss": 1.0})
+        checkpoint(step)
+    chosen, path = G._choose(Replay, replay, folder, history)
+    assert path.name == "best.pt" and chosen.copying is False
+    assert [s["near_copies"] for s in folder.read_json(RunFolder.SELECTION)["scores"]] == [0, 48]
+    folder.close_board()
 
 
 def test_diversity_settings_fit_every_image_size():

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from augkit.audit import diversity as D
-from augkit.audit.maths import data_copying, fidelity, flat, mirror, nearest, quantiles
+from augkit.audit.maths import data_copying, fidelity, flat, mirror, nearest, nearest_mirrored, quantiles
 from augkit.extension.roles import FeatureExtractor, LabeledImages, SyntheticBatch
 from augkit.outputs.run_report import FIDELITY  # the report reads what the audit writes: the list lives there
 
@@ -100,10 +100,7 @@ class Auditor:
                                          "balanced_accuracy": sum(recalls) / len(recalls)}
 
     def _pixel_nearest(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        d, i = nearest(flat(images), self.ref_pixels)
-        dm, im = nearest(flat(mirror(images)), self.ref_pixels)
-        mirrored = dm < d
-        return torch.where(mirrored, dm, d), torch.where(mirrored, im, i), mirrored
+        return nearest_mirrored(images, self.ref_pixels)
 
     def _feature_nearest(self, images: Tensor, feats: Tensor | None = None) -> tuple[Tensor, Tensor]:
         feats = self.extractor.features(images).float() if feats is None else feats

@@ -92,6 +92,15 @@ def nearest(queries: Tensor, reference: Tensor, *, exclude_self: bool = False, c
     return torch.cat(dists).float(), torch.cat(index)
 
 
+def nearest_mirrored(images: Tensor, reference: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per image, the nearest ``reference`` row (flattened pixels) to it or to its left-right mirror:
+    (distance, index, whether the mirror was nearer)."""
+    d, i = nearest(flat(images), reference)
+    dm, im = nearest(flat(mirror(images)), reference)
+    mirrored = dm < d
+    return torch.where(mirrored, dm, d), torch.where(mirrored, im, i), mirrored
+
+
 def flat(images: Tensor) -> Tensor:
     """(N, ...) images as (N, pixels) float rows."""
     return images.reshape(len(images), -1).float()

@@ -21,7 +21,7 @@ from augkit.extension.roles import Generator, LabeledImages
 from augkit.outputs import report
 from augkit.outputs.progress import Progress
 from augkit.outputs.run_folder import RunFolder
-from augkit.stages.selection import TRUSTED_JUDGE, Scorer, rank, train_judge, warnings_for
+from augkit.stages.selection import TRUSTED_JUDGE, Scorer, rank, train_judge, warnings_for, worst_diversity
 
 log = logging.getLogger("augkit")
 
@@ -87,8 +87,10 @@ def _judge(resolved: ResolvedRecipe, train: LabeledImages, val: LabeledImages, f
     trusted = history.judge_accuracy >= TRUSTED_JUDGE
     if not trusted:
         folder.warn(f"the judge recognises only {100 * history.judge_accuracy:.0f}% of real validation images: its "
-                    "scores are reported but do not pick the checkpoint (the latest without a collapsed class is used)")
-    return Scorer(judge, train, per_class=recipe.selection.per_class, seed=recipe.seed + 1, trusted=trusted)
+                    "scores are reported but do not pick the checkpoint (the latest without a collapsed class or near "
+                    "copies is used)")
+    return Scorer(judge, train, per_class=recipe.selection.per_class, seed=recipe.seed + 1, trusted=trusted,
+                  heldout=val)
 
 
 class Checkpointer:
@@ -130,7 +132,7 @@ class Checkpointer:
 
 def _choose(cls: type[Generator], generator: Generator, folder: RunFolder, history: History
             ) -> tuple[Generator, Path]:
-    """The best checkpoint by ``selection.rank`` (with an untrusted judge, the latest without a collapsed class);
+    """The best checkpoint by ``selection.rank`` (with an untrusted judge, the latest clean one);
     the last without scores; every rank gets rank 0's choice."""
     best, last = folder.file(RunFolder.BEST), folder.file(RunFolder.LAST)
     if not distributed.world().main:  # rank 0 has written the checkpoints: sample from the one it chose
@@ -146,8 +148,9 @@ def _choose(cls: type[Generator], generator: Generator, folder: RunFolder, histo
     distributed.broadcast(chosen is not None)
     if chosen is None:
         return generator, last
-    log.info("using the checkpoint of iteration %d: conditional accuracy %.2f, diversity %.2f (MS-SSIM, x real)",
-             chosen["step"], chosen["conditional_accuracy"], chosen["diversity"])
+    log.info("using the checkpoint of iteration %d: conditional accuracy %.2f, diversity %.2f (worst class %.2f; "
+             "MS-SSIM of layouts, x real), %d near copies", chosen["step"], chosen["conditional_accuracy"],
+             chosen["diversity"], worst_diversity(chosen), chosen.get("near_copies") or 0)
     return cls.load(best), best
 
 

@@ -9,11 +9,17 @@ runner samples a fixed, seeded set per class and measures
   (:mod:`augkit.audit.diversity`; 1.0 = as varied as the real data, near 0 = one image
   repeated). A class below 0.5 is *collapsed*.
 
-The score is ``conditional_accuracy * min(1, mean diversity)``. A checkpoint with a collapsed
-class never wins against one without: the kept checkpoint is the best-scoring one without a
-collapsed class (with an untrusted judge, the latest one without), and only when every
-checkpoint has one, the best of those (:func:`rank`). Works with any generator: it only calls
-``sample``.
+* near copies: generated images closer to a training image (pixels, or the image mirrored) than
+  half the 1 % quantile of held-out real images' distances to their nearest training image
+  (the audit's pixel-space rule, :class:`augkit.audit.Auditor`).
+
+The score is ``conditional_accuracy * min(1, mean diversity)``. A checkpoint that copies never
+wins against one that does not, and one with a collapsed class never wins against one without:
+the kept checkpoint is the best-scoring clean one (with an untrusted judge, the latest clean
+one); when every checkpoint has a collapsed class, the best-scoring of them (with an untrusted
+judge, the least collapsed: its worst class's diversity), and when every one copies, the one
+with the fewest copies (:func:`rank`). Works with
+any generator: it only calls ``sample``.
 
 Diversity used to be measured in the judge's features (``feature_diversity``, still reported),
 and read 0.99 for sixteen near-identical images. ``benchmarks/feature_diversity.py`` shows how:
@@ -34,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from augkit.audit import diversity as D
+from augkit.audit.maths import flat, nearest, nearest_mirrored
 from augkit.extension.roles import Generator, LabeledImages
 
 log = logging.getLogger("augkit")
@@ -105,16 +112,30 @@ class Scorer:
     (``TRUSTED_JUDGE``) for its conditional accuracy to choose between checkpoints.
     """
 
-    def __init__(self, judge: Judge, train: LabeledImages, *, per_class: int, seed: int, trusted: bool = True):
+    COPY_QUANTILE, COPY_MARGIN = 0.01, 0.5  # the audit's defaults (augkit.audit.AuditSettings)
+
+    def __init__(self, judge: Judge, train: LabeledImages, *, per_class: int, seed: int, trusted: bool = True,
+                 heldout: LabeledImages | None = None):
         self.judge, self.classes, self.seed, self.trusted = judge, train.classes, seed, trusted
         self.labels = torch.arange(len(train.classes)).repeat_interleave(per_class)
+        self.train_pixels = flat(train.images)
+        if heldout is not None and len(heldout):
+            held = self._nearest_train(heldout.images)
+        else:  # leave-one-out within the training images
+            held, _ = nearest(self.train_pixels, self.train_pixels, exclude_self=True)
+        self.copy_distance = self.COPY_MARGIN * float(torch.quantile(held.double(), self.COPY_QUANTILE))
         feats, _ = judge.embed(train.images)
         self.real_feature_diversity = [_mean_pairwise(feats[train.labels == c][:256]) for c in range(len(train.classes))]
         self.real_diversity = [D.diversity(train.images[train.labels == c], seed=seed + c)
                                for c in range(len(train.classes))]
 
+    def _nearest_train(self, images: Tensor) -> Tensor:
+        """Each image's (or its mirror's) distance to the nearest training image, pixels RMS."""
+        return nearest_mirrored(images, self.train_pixels)[0]
+
     def __call__(self, generator: Generator) -> dict:
         images = generator.sample(self.labels, seed=self.seed)
+        copies = self._nearest_train(images) < self.copy_distance
         feats, pred = self.judge.embed(images)
         figures = D.per_class(images, self.labels, torch.empty(0), torch.empty(0), self.classes, seed=self.seed,
                               real_figures=self.real_diversity)
@@ -136,15 +157,32 @@ class Scorer:
             "feature_diversity": sum(v["feature_diversity"] for v in per_class.values()) / len(per_class),
             "score": accuracy * min(1.0, diversity),
             "collapsed": D.collapsed(figures),
+            "near_copies": int(copies.sum()),
+            "images": len(images),
             "trusted": self.trusted,
             "per_class": per_class,
         }
 
 
+def worst_diversity(score: dict) -> float:
+    """The lowest class's diversity (synthetic / real) in a score; 0 when no class has a figure."""
+    ratios = [v["diversity"] for v in score.get("per_class", {}).values() if v.get("diversity") is not None]
+    return min(ratios, default=0.0)
+
+
 def rank(score: dict) -> tuple:
-    """Checkpoints ordered by this key, best last: one without a collapsed class before any with one; then
-    the score when the judge is trusted, else the iteration (the latest)."""
-    return (not score.get("collapsed"), score["score"] if score.get("trusted", True) else score["step"])
+    """Checkpoints ordered by this key, best last: none with near copies of training images before any with
+    some (then the fewest); among those, none with a collapsed class before any with one; the clean ones by
+    score when the judge is trusted, else by iteration (the latest); the collapsed ones by their worst class's
+    diversity (the least collapsed) when the judge is untrusted, else by score. Scores written before near
+    copies were counted read as 0 copies."""
+    copies = score.get("near_copies") or 0
+    trusted = score.get("trusted", True)
+    if copies:
+        return (0, -copies, worst_diversity(score), score["step"])
+    if score.get("collapsed"):
+        return (1, score["score"] if trusted else worst_diversity(score), worst_diversity(score), score["step"])
+    return (2, score["score"] if trusted else score["step"], score["step"], 0)
 
 
 def warnings_for(scores: list[dict]) -> list[str]:
@@ -160,9 +198,15 @@ def warnings_for(scores: list[dict]) -> list[str]:
             f"generator score collapsed: best {best['score']:.2f} at iteration {best['step']}, "
             f"{last['score']:.2f} at the end; the best checkpoint is used"
         )
-    if best.get("collapsed"):
-        out.append(f"every checkpoint has a collapsed class; the one of iteration {best['step']} is used: train longer, "
-                   "or change the generator's settings (docs/generators.md)")
+    if best.get("near_copies"):
+        out.append(f"every checkpoint drew near copies of training images; the one of iteration {best['step']} "
+                   f"({best['near_copies']} of its {best.get('images', '?')} scored images) is used: the audit screens its images (synthetic.drop_copies); train less, or change the generator's "
+                   "settings (docs/generators.md)")
+    elif best.get("collapsed"):
+        which = "best-scoring" if trusted else "least collapsed"
+        out.append(f"every checkpoint has a collapsed class; the {which}, of iteration {best['step']} "
+                   f"(worst class {worst_diversity(best):.2f}x the real diversity), is used: train longer, or change the "
+                   "generator's settings (docs/generators.md)")
     for name, v in best["per_class"].items():
         if v.get("diversity_synthetic") is not None and v["diversity"] is not None and v["diversity"] < D.COLLAPSED:
             out.append(f"selection: class {name} is collapsed at iteration {best['step']}: its images are "
