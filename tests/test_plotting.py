@@ -91,3 +91,19 @@ def test_report_numbers_read_as_numbers():
     assert _ms({"mean": 763.2, "std": 240.1}) == "763 ± 240"  # not 7.6e+02 ± 2.4e+02
     assert _ms({"mean": 0.4123, "std": 0.0312}) == "0.412 ± 0.031"
     assert _ms({"mean": 11.7, "std": 2.2}) == "11.7 ± 2.2" and _ms(None) == "n/a"
+
+
+def test_the_loss_plot_draws_whatever_losses_a_generator_logs(tmp_path):
+    """The diffusion generator logs ``loss``, the AC-GAN ``d_loss`` / ``g_loss``, a plugin may log others: each
+    is drawn (the quickstart's losses.png was an empty frame while the plot asked for d_loss and g_loss only)."""
+    from augkit.outputs import report
+
+    diffusion = [{"step": s, "loss": 1.0 / s, "sec_per_iter": 0.2} for s in (10, 20, 30)]
+    assert report.plot_losses(diffusion, tmp_path / "a.png", title="t") == ("loss",)
+    acgan = [{"step": 1}, {"step": 10, "d_loss": 1.0, "g_loss": 2.0, "d_real_acc": 0.5}]
+    assert report.plot_losses(acgan, tmp_path / "b.png", title="t") == ("d_loss", "g_loss")
+    wgan = [{"step": 5, "critic_loss": -1.0, "g_loss": 0.3, "gp": 0.1}]
+    assert report.plot_losses(wgan, tmp_path / "c.png", title="t") == ("critic_loss", "g_loss")
+    assert report.plot_losses([{"step": 1}], tmp_path / "d.png", title="t") == ()
+    for name in "abcd":
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

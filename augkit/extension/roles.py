@@ -124,7 +124,7 @@ class Generator(Plugin):
         The caller iterates to the end; it may call ``save`` between rows. After ``load``,
         ``fit`` continues from ``steps_done``: its first row is step ``steps_done + 1``. Rows
         with keys besides ``"step"`` carry measurements: the core writes them to ``losses.csv``
-        and plots their ``d_loss`` and ``g_loss`` in ``losses.png``.
+        and plots every one named ``loss`` or ``*_loss`` in ``losses.png``.
         """
 
     @property

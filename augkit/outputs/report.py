@@ -214,21 +214,39 @@ def plot_study(metrics: dict, curves: list[dict], out_dir: Path) -> None:
         save(fig, out_dir / RunFolder.RATIO_PLOT)
 
 
-def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ...]) -> None:
-    """Loss curves from log rows (only the rows that carry the keys are plotted)."""
+def loss_keys(rows: list[dict]) -> tuple[str, ...]:
+    """The measurements in log rows that are losses (``d_loss``, ``g_loss``, a diffusion model's ``loss``, a
+    plugin's ``critic_loss`` ...), in the order they first appear."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update((k, None) for k in row if k == "loss" or k.endswith("_loss"))
+    return tuple(keys)
+
+
+def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ...] | None = None,
+                xlabel: str = "iteration") -> tuple[str, ...]:
+    """Loss curves from log rows (only the rows that carry the keys are plotted); ``keys`` unset: every loss
+    the rows carry (``loss_keys``). Returns the keys drawn; with none, the figure says so instead of an empty
+    legend."""
     fig = figure((7, 4), dpi=110)
     ax = fig.subplots()
-    for key in keys:
+    drawn = []
+    for key in loss_keys(rows) if keys is None else keys:
         pts = [(r["step"], r[key]) for r in rows if key in r]
         if pts:
             x, y = zip(*pts)
             ax.plot(x, y, label=key, linewidth=1.2)
-    ax.set_xlabel("iteration" if "d_loss" in keys else "epoch")
+            drawn.append(key)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("loss")
     ax.set_title(title)
-    ax.legend()
+    if drawn:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no losses were logged", ha="center", va="center", transform=ax.transAxes)
     ax.grid(alpha=0.3)
     save(fig, path)
+    return tuple(drawn)
 
 
 def image_grid(images: Tensor, path: Path, *, title: str, columns: int = 8) -> None:

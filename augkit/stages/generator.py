@@ -137,8 +137,7 @@ def _choose(cls: type[Generator], generator: Generator, folder: RunFolder, histo
     best, last = folder.file(RunFolder.BEST), folder.file(RunFolder.LAST)
     if not distributed.world().main:  # rank 0 has written the checkpoints: sample from the one it chose
         return (cls.load(best), best) if distributed.broadcast(None) else (generator, last)
-    report.plot_losses(history.rows, folder.file(RunFolder.LOSSES_PLOT), title="generator training",
-                       keys=("d_loss", "g_loss"))
+    report.plot_losses(history.rows, folder.file(RunFolder.LOSSES_PLOT), title="generator training")
     scores = history.scores
     for warning in warnings_for(scores):
         folder.warn(warning)
