@@ -1,0 +1,102 @@
+"""Would the study finish sooner if the generator trained on one core while real-data classifiers train on the other?
+
+    python benchmarks/overlap.py [--recipe benchmarks/study_600.yaml] [--steps 60]
+
+The real, real+classic and real+oversample trainings (9 of the 600-image study's 15) do not need
+the generator, so a run could train them on one core while the generator trains on the other,
+instead of training the generator on every core first. Whether that pays depends on how much the
+generator gains from its second thread. Measured with the recipe's generator and classifier
+options on random images of the recipe's size, each in a fresh process: the generator's seconds
+per iteration on every core alone (baseline, as a run trains it today), then on one thread while
+a one-thread classifier trains beside it, and the classifier's seconds per step beside it.
+
+With G2 the generator stage on every core and G1 on one thread, and C the study's classifier work
+in one-thread seconds, today's schedule takes G2 + C / 2 and the overlapped one (G1 + C) / 2 (as
+long as the real-data trainings fill G1), so it saves G2 - G1 / 2: it pays only where the second
+thread gives the generator less than 2x. The script prints the measured G1 / G2 and that saving for
+the recipe's iterations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+
+import yaml
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--recipe", default="benchmarks/study_600.yaml")
+parser.add_argument("--steps", type=int, default=60, help="timed generator iterations")
+args = parser.parse_args()
+
+
+def generator_seconds(threads: int, steps: int) -> float:
+    """Seconds per iteration of the recipe's generator after 5 warm-up iterations."""
+    import torch
+
+    import augkit
+
+    torch.set_num_threads(threads)
+    recipe = yaml.safe_load(open(args.recipe))
+    size, spec = recipe["image_size"], recipe["generator"]
+    images = torch.rand(380, 1, size, size) * 2 - 1
+    train = augkit.LabeledImages(images, torch.arange(380) % 3, ["a", "b", "c"])
+    options = {**spec.get("options", {}), "image_size": size, "iterations": 10**6, "log_every": 10**6}
+    rows = augkit.build("generator", spec["name"], **options).fit(train, seed=0)
+    for _ in range(5):
+        next(rows)
+    start = time.perf_counter()
+    for _ in range(steps):
+        next(rows)
+    return (time.perf_counter() - start) / steps
+
+
+def classifier_seconds(stop) -> float:
+    """Seconds per step of a one-thread classifier training (the recipe's options) until ``stop`` is set."""
+    import torch
+
+    import augkit
+
+    torch.set_num_threads(1)
+    recipe = yaml.safe_load(open(args.recipe))
+    size, spec = recipe["image_size"], recipe["classifier"]
+    g = torch.Generator().manual_seed(0)
+    train = augkit.LabeledImages(torch.rand(380, 1, size, size, generator=g) * 2 - 1, torch.arange(380) % 3,
+                                 ["a", "b", "c"])
+    options = {**spec.get("options", {}), "image_size": size, "epochs": 10**6, "min_epochs": 10**6,
+               "patience": 10**6}
+    clf = augkit.build("classifier", spec["name"], **options)
+    epochs = clf.fit(train, train.subset(torch.arange(16)), seed=0)
+    next(epochs)  # warm-up epoch
+    steps_per_epoch = -(-len(train.labels) // clf.options.batch_size)
+    start, done = time.perf_counter(), 0
+    while not stop.is_set():
+        next(epochs)
+        done += steps_per_epoch
+    return (time.perf_counter() - start) / max(done, 1)
+
+
+if __name__ == "__main__":
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    iterations = yaml.safe_load(open(args.recipe))["generator"].get("options", {}).get("iterations", 0)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:  # baseline: the generator alone on every core, as a run trains it
+        g2 = pool.apply(generator_seconds, (cores, args.steps))
+    with context.Manager() as manager, context.Pool(2) as pool:
+        stop = manager.Event()
+        beside = pool.apply_async(classifier_seconds, (stop,))
+        time.sleep(20)  # the classifier past its set-up and warm-up epoch
+        g1 = pool.apply(generator_seconds, (1, args.steps))
+        stop.set()
+        c1 = beside.get()
+    print(f"{args.recipe}: generator {yaml.safe_load(open(args.recipe))['generator']['name']}, {cores} cores")
+    print(f"  generator alone, {cores} threads (baseline): {g2:.3f} s/iteration")
+    print(f"  generator on 1 thread beside a 1-thread classifier: {g1:.3f} s/iteration   G1 / G2 = {g1 / g2:.2f}")
+    print(f"  classifier on 1 thread beside it: {c1:.3f} s/step")
+    if iterations:
+        print(f"  for {iterations} iterations: G2 {g2 * iterations:.0f} s, G1 {g1 * iterations:.0f} s; the overlap "
+              f"would save about G2 - G1 / 2 = {g2 * iterations - g1 * iterations / 2:.0f} s of the study "
+              "(scoring checkpoints not counted)")
