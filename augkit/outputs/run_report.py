@@ -124,7 +124,7 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
 
     out += [Heading("Generator training")]
     if (run_dir / RunFolder.LOSSES_PLOT).exists():
-        out.append(Image(rel(run_dir / RunFolder.LOSSES_PLOT), "generator and discriminator losses"))
+        out.append(Image(rel(run_dir / RunFolder.LOSSES_PLOT), "the losses the generator logged (losses.csv)"))
     selection = read_json(run_dir / RunFolder.SELECTION)
     if selection and selection.get("scores"):
         judge = selection.get("judge_val_accuracy")
