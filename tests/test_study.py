@@ -121,3 +121,18 @@ def test_reviewer_warnings():
     assert any("only 35 images" in w for w in warnings)
     assert any("class virus has 5 test images" in w for w in warnings)
     assert any("fake-only beats real-only" in w for w in warnings)
+    assert not any("at chance" in w for w in warnings)
+
+
+def test_a_study_whose_real_only_classifiers_learnt_nothing_says_so():
+    """The quickstart's real-only classifiers once answered "normal" for nearly every image (balanced accuracy
+    0.33 for 3 classes) and the study only said "inconclusive": the reviewer names the cause."""
+    at_chance = {"regimes": {"real": {"accuracy": 0.45, "balanced_accuracy": 0.333}}}
+    warnings = study.reviewer_warnings(at_chance, [30, 30, 6], ["normal", "bacteria", "virus"])
+    assert any("real-only classifiers are at chance: balanced accuracy 0.33, chance 0.33 for 3 classes" in w
+               for w in warnings)
+    learnt = {"regimes": {"real": {"accuracy": 0.8, "balanced_accuracy": 0.72}}}
+    assert not any("at chance" in w for w in study.reviewer_warnings(learnt, [30, 30, 6], ["normal", "bacteria",
+                                                                                            "virus"]))
+    two_classes = {"regimes": {"real": {"accuracy": 0.6, "balanced_accuracy": 0.53}}}
+    assert any("chance 0.50 for 2 classes" in w for w in study.reviewer_warnings(two_classes, [50, 50], ["a", "b"]))

@@ -43,6 +43,8 @@ from augkit.stages.reuse import n_trainings, workers_for
 log = logging.getLogger("augkit")
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
+# real-only balanced accuracy this close to chance (1 / classes) or below: the study's reviewer warns
+CHANCE_MARGIN = 0.05
 
 
 def synthetic_needs(regimes: list[str], train_counts: list[int], *, per_class: int | None, multiplier: float,
@@ -172,6 +174,15 @@ def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str],
         if n < min_per_class:
             warnings.append(f"class {name} has {n} test images (< {min_per_class}): its precision and recall are unreliable")
     regimes = metrics["regimes"]
+    chance = 1 / len(classes) if classes else None
+    real = regimes.get("real", {}).get("balanced_accuracy")
+    if chance is not None and real is not None and real < chance + CHANCE_MARGIN:
+        warnings.append(
+            f"real-only classifiers are at chance: balanced accuracy {real:.2f}, chance {chance:.2f} for "
+            f"{len(classes)} classes; they learnt nothing the test split shows, so the comparisons with real and "
+            "with the matched controls cannot show an effect either way: train longer (classifier.options.epochs, "
+            "evaluation.budget) or on more real images"
+        )
     if "fake" in regimes and "real" in regimes and regimes["fake"]["accuracy"] > regimes["real"]["accuracy"]:
         warnings.append(
             "fake-only beats real-only: check for leakage between generator training and the test split, "
