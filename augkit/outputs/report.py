@@ -223,8 +223,7 @@ def loss_keys(rows: list[dict]) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ...] | None = None,
-                xlabel: str = "iteration") -> tuple[str, ...]:
+def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """Loss curves from log rows (only the rows that carry the keys are plotted); ``keys`` unset: every loss
     the rows carry (``loss_keys``). Returns the keys drawn; with none, the figure says so instead of an empty
     legend."""
@@ -237,7 +236,7 @@ def plot_losses(rows: list[dict], path: Path, *, title: str, keys: tuple[str, ..
             x, y = zip(*pts)
             ax.plot(x, y, label=key, linewidth=1.2)
             drawn.append(key)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_title(title)
     if drawn:
