@@ -50,9 +50,13 @@ def build(run: Path | None, *, provenance: dict[str, Any], per_class: dict[str, 
             "classes": data["classes"], "images": data["images"], "skipped_files": data.get("skipped", 0),
             "splits": data["splits"],
             "note": "the generator trained on the train split only; counts only, no paths or identifiers"},
-        "audit": _audit(audit) if audit else None,
+        # the run's warnings on these figures travel with them: an audit in a feature space at chance, or a
+        # study whose real-only classifiers learnt nothing, reads well without them
+        "audit": {**_audit(audit), "warnings": [w for w in folder.warnings() if w.startswith("audit:")]}
+        if audit else None,
         "study": None if not metrics or "verdict" not in metrics else {
             "verdict": metrics["verdict"], "not_covered": metrics.get("not_covered", []),
+            "warnings": metrics.get("warnings", []),
             "seeds": metrics.get("seeds"), "test_images": sum(metrics.get("test_counts", []))},
         "intended_use": INTENDED_USE,
         "limits": LIMITS,
@@ -155,18 +159,25 @@ def markdown(card: dict[str, Any]) -> str:
                       f"{'n/a' if faith is None else f'{faith:.2f}'}. Near copies of training images: "
                       f"{audit['near_copies']}. Data copying C_T: {_number(audit['data_copying_c_t'])} (well below 0 "
                       "means copying). docs/audit.md explains each figure."]
+        lines += _caveats(audit.get("warnings", []))
     else:
         lines.append("Not audited.")
     lines += ["", "## What the study found", ""]
     study = card["study"]
     if study:
         lines += [*(f"- {v}" for v in study["verdict"]), *(f"- Not covered: {n}." for n in study["not_covered"])]
+        lines += _caveats(study.get("warnings", []))
     else:
         lines.append("No classifier study of these images.")
     lines += ["", "## Intended use", "", card["intended_use"] + ".", "", "## Limits", "",
               *(f"- {limit}." for limit in card["limits"]), "", "## Licence", "",
               card["licence"] or f"Not set ({card['licence_note']}).", ""]
     return "\n".join(lines)
+
+
+def _caveats(warnings: list[str]) -> list[str]:
+    """The run's warnings on the figures just above, as a list of their own (none: nothing)."""
+    return ["", "Caveats (the run's warnings):", "", *(f"- {w}" for w in warnings)] if warnings else []
 
 
 def _number(x: float | None, digits: int = 2) -> str:

@@ -225,7 +225,12 @@ def test_the_synthetic_set_carries_a_dataset_card(two_runs):
     assert {c: f["synthetic"] for c, f in audit["intra_class_diversity"].items()} == {
         c: f["synthetic"] for c, f in run_audit.items()}  # the pixel diversity of each class, beside the real
     assert card["study"]["verdict"] == metrics["verdict"] and card["licence"] is None
+    # the warnings on these figures travel with them (a tiny test split always draws one)
+    assert card["study"]["warnings"] == metrics["warnings"] and any("test split" in w for w in metrics["warnings"])
+    run_warnings = (run_dir / "warnings.txt").read_text().splitlines()
+    assert audit["warnings"] == [w for w in run_warnings if w.startswith("audit:")]
     text = (run_dir / "synthetic" / "DATASET_CARD.md").read_text()
+    assert all(f"- {w}" in text for w in metrics["warnings"] + audit["warnings"])
     for section in ("## Generator", "## Training data", "## Audit: quality and privacy", "## What the study found",
                     "## Intended use", "## Limits", "## Licence"):
         assert section in text
