@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import time
+from pathlib import Path
 
 import yaml
 
@@ -29,6 +31,19 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--recipe", default="benchmarks/study_600.yaml")
 parser.add_argument("--steps", type=int, default=60, help="timed generator iterations")
 args = parser.parse_args()
+RECIPE = yaml.safe_load(Path(args.recipe).read_text())
+SIZE = RECIPE["image_size"]
+
+
+def random_set(seed: int):
+    """380 random images of the recipe's size in 3 classes (the 600-image study's training split)."""
+    import torch
+
+    import augkit
+
+    g = torch.Generator().manual_seed(seed)
+    return augkit.LabeledImages(torch.rand(380, 1, SIZE, SIZE, generator=g) * 2 - 1, torch.arange(380) % 3,
+                                ["a", "b", "c"])
 
 
 def generator_seconds(threads: int, steps: int) -> float:
@@ -38,12 +53,9 @@ def generator_seconds(threads: int, steps: int) -> float:
     import augkit
 
     torch.set_num_threads(threads)
-    recipe = yaml.safe_load(open(args.recipe))
-    size, spec = recipe["image_size"], recipe["generator"]
-    images = torch.rand(380, 1, size, size) * 2 - 1
-    train = augkit.LabeledImages(images, torch.arange(380) % 3, ["a", "b", "c"])
-    options = {**spec.get("options", {}), "image_size": size, "iterations": 10**6, "log_every": 10**6}
-    rows = augkit.build("generator", spec["name"], **options).fit(train, seed=0)
+    spec = RECIPE["generator"]
+    options = {**spec.get("options", {}), "image_size": SIZE, "iterations": 10**6, "log_every": 10**6}
+    rows = augkit.build("generator", spec["name"], **options).fit(random_set(1), seed=0)
     for _ in range(5):
         next(rows)
     start = time.perf_counter()
@@ -59,12 +71,9 @@ def classifier_seconds(stop) -> float:
     import augkit
 
     torch.set_num_threads(1)
-    recipe = yaml.safe_load(open(args.recipe))
-    size, spec = recipe["image_size"], recipe["classifier"]
-    g = torch.Generator().manual_seed(0)
-    train = augkit.LabeledImages(torch.rand(380, 1, size, size, generator=g) * 2 - 1, torch.arange(380) % 3,
-                                 ["a", "b", "c"])
-    options = {**spec.get("options", {}), "image_size": size, "epochs": 10**6, "min_epochs": 10**6,
+    spec = RECIPE["classifier"]
+    train = random_set(0)
+    options = {**spec.get("options", {}), "image_size": SIZE, "epochs": 10**6, "min_epochs": 10**6,
                "patience": 10**6}
     clf = augkit.build("classifier", spec["name"], **options)
     epochs = clf.fit(train, train.subset(torch.arange(16)), seed=0)
@@ -78,10 +87,8 @@ def classifier_seconds(stop) -> float:
 
 
 if __name__ == "__main__":
-    import os
-
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    iterations = yaml.safe_load(open(args.recipe))["generator"].get("options", {}).get("iterations", 0)
+    iterations = RECIPE["generator"].get("options", {}).get("iterations", 0)
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:  # baseline: the generator alone on every core, as a run trains it
         g2 = pool.apply(generator_seconds, (cores, args.steps))
@@ -92,7 +99,7 @@ if __name__ == "__main__":
         g1 = pool.apply(generator_seconds, (1, args.steps))
         stop.set()
         c1 = beside.get()
-    print(f"{args.recipe}: generator {yaml.safe_load(open(args.recipe))['generator']['name']}, {cores} cores")
+    print(f"{args.recipe}: generator {RECIPE['generator']['name']}, {cores} cores")
     print(f"  generator alone, {cores} threads (baseline): {g2:.3f} s/iteration")
     print(f"  generator on 1 thread beside a 1-thread classifier: {g1:.3f} s/iteration   G1 / G2 = {g1 / g2:.2f}")
     print(f"  classifier on 1 thread beside it: {c1:.3f} s/step")
