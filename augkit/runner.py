@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -61,18 +61,22 @@ def run(
             parts = prepare.prepare(resolved, folder, folder.path.parent if resume else out, progress,
                                     resume=bool(resume))
         train, val, test = parts["train"], parts["val"], parts["test"]
-        with _timed(timings, "generator"):
-            generator, checkpoint = train_generator(resolved, train, val, folder, progress, resume=bool(resume))
-        with _timed(timings, "sample"):
-            pool, needs, audited = sample_synthetic(resolved, generator, checkpoint, train, val, folder, progress)
-        if recipe.evaluation.generator_seeds > 1:
-            with _timed(timings, "generators (extra seeds)"):
-                pool = {recipe.seed: pool, **_extra_generators(resolved, train, val, folder, progress, bool(resume))}
-        with _timed(timings, "classifiers"):
-            seeds = _seeds(resolved)
-            metrics = study.evaluate(resolved, train, val, test, pool, needs, folder, progress,
-                                     regimes=recipe.evaluation.all_regimes(), seeds=seeds,
-                                     trained=reuse.reusable(resolved, audited, seeds[0]))
+        seeds = _seeds(resolved)
+        with study.head_start(resolved, train, val, test, seeds) as head:
+            with head.beside() if head else nullcontext():  # the generator and the audit leave it a core
+                with _timed(timings, "generator"):
+                    generator, checkpoint = train_generator(resolved, train, val, folder, progress, resume=bool(resume))
+                with _timed(timings, "sample"):
+                    pool, needs, audited = sample_synthetic(resolved, generator, checkpoint, train, val, folder,
+                                                            progress)
+                if recipe.evaluation.generator_seeds > 1:
+                    with _timed(timings, "generators (extra seeds)"):
+                        pool = {recipe.seed: pool, **_extra_generators(resolved, train, val, folder, progress,
+                                                                       bool(resume))}
+            with _timed(timings, "classifiers"):
+                metrics = study.evaluate(resolved, train, val, test, pool, needs, folder, progress,
+                                         regimes=recipe.evaluation.all_regimes(), seeds=seeds,
+                                         trained=reuse.reusable(resolved, audited, seeds[0]), head=head)
         if not here.main:  # rank 0 gathered the metrics and writes the rest
             return folder.path
         for warning in metrics["warnings"]:

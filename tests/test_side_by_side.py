@@ -104,3 +104,41 @@ def test_threads_restores_the_count():
     assert torch.get_num_threads() == before
     with side_by_side.threads(None):
         assert torch.get_num_threads() == before
+
+
+@pytest.mark.skipif(side_by_side.cores() < 2, reason="a head start needs a core beside the generator's")
+def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path):
+    """evaluation.head_start: the real-data trainings begin in one worker before the study (while the generator
+    trains, on one core fewer); the study then reports exactly what it reports training them itself, as
+    ``augkit evaluate`` does."""
+    import time
+
+    from augkit.outputs.progress import no_progress
+    from augkit.stages import study
+
+    settings = ("evaluation.workers=2", f"evaluation.regimes={REGIMES}", "evaluation.ratios=[]",
+                f"evaluation.seeds={len(SEEDS)}")
+    resolved, train, val, test, pool, _ = study_inputs(*settings, "audit.enabled=false")
+    needs = study.recipe_needs(resolved.recipe, train)
+    kw = dict(regimes=REGIMES, seeds=SEEDS)
+    with study.head_start(resolved, train, val, test, SEEDS) as head:
+        assert sorted(head.jobs.values()) == [(r, None, s) for r in ("real", "real+classic") for s in SEEDS]
+        with head.beside():
+            assert torch.get_num_threads() == side_by_side.cores() - 1
+        deadline = time.monotonic() + 120
+        while not head.pool.ended and time.monotonic() < deadline:  # the study has not begun: it trains already
+            time.sleep(0.1)
+        assert head.pool.ended
+        started = study.evaluate(resolved, train, val, test, pool, needs, tmp_path / "run", no_progress, head=head,
+                                 **kw)
+    alone = study.evaluate(resolved, train, val, test, pool, needs, tmp_path / "evaluate", no_progress, **kw)
+    assert _probabilities(tmp_path / "run") == _probabilities(tmp_path / "evaluate")
+    assert started["regimes"] == alone["regimes"]
+    # the audit's classifier stands in for ("real", first seed): the head start leaves that one to it
+    audited, *_ = study_inputs(*settings)
+    with study.head_start(audited, train, val, test, SEEDS) as head:
+        assert ("real", None, SEEDS[0]) not in head.jobs.values() and len(head.jobs) == 3
+    # off, or one training at a time: no head start
+    for off in ("evaluation.head_start=false", "evaluation.workers=1"):
+        with study.head_start(study_inputs(*settings, off)[0], train, val, test, SEEDS) as head:
+            assert head is None

@@ -101,6 +101,11 @@ class EvaluationSpec(Strict):
         "process; under torchrun each rank trains its share alone); auto: one per CPU core when training on the CPU "
         "(2 cores: 1.3-1.4x the trainings per hour of one process with 2 threads), 1 with a GPU. Same numbers for the "
         "same value: each training is seeded on its own and runs on one thread")
+    head_start: bool = Field(
+        True, description="side by side on the CPU (workers above 1): the trainings on real data only (real, "
+        "real+classic, real+oversample), which need no synthetic image, start in one worker while the generator "
+        "trains and the audit runs on the other cores; their numbers are the same either way, but the generator then "
+        "trains on one thread fewer, which may round differently (docs/evaluation.md)")
     distribute: Literal["auto", "jobs", "ddp"] = Field(
         "auto", description="under torchrun: jobs: each process trains whole classifiers, its share of the (regime, "
         "seed) trainings; ddp: every training runs over all processes (DDP); auto: jobs when there are at least as "

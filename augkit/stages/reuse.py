@@ -32,6 +32,29 @@ def workers_for(resolved, trainings: int) -> int:
     return workers if workers == 1 or picklable(cls, options) else 1
 
 
+def audit_stands_in(resolved) -> bool:
+    """Whether the audit will train the study's ("real", first seed) classifier: it audits, the study has
+    a ``real`` regime and the feature extractor's classifier is the study's, with its options."""
+    recipe = resolved.recipe
+    if not recipe.audit.enabled or "real" not in recipe.evaluation.all_regimes():
+        return False
+    build = getattr(resolved.build("feature_extractor").options, "build_classifier", None)
+    if build is None:
+        return False
+    cls, options = resolved.plugins["classifier"]
+    classifier = build()
+    return type(classifier) is cls and classifier.options == options
+
+
+def head_started(resolved) -> bool:
+    """Whether a run starts the real-data trainings before the study (:func:`augkit.stages.study.head_start`)."""
+    evaluation = resolved.recipe.evaluation
+    if not evaluation.head_start or distributed.world().size > 1 or side_by_side.cores() < 2:
+        return False
+    real_only = evaluation.seeds * sum(not regime_table.uses_synthetic(r) for r in evaluation.all_regimes())
+    return real_only - audit_stands_in(resolved) > 0 and workers_for(resolved, n_trainings(resolved)) > 1
+
+
 def audit_threads(resolved, classifier) -> int | None:
     """Threads the audit's real-data ``classifier`` trains with: 1, or None for this process's own.
 
@@ -46,6 +69,8 @@ def audit_threads(resolved, classifier) -> int | None:
     n = n_trainings(resolved)
     if "real" not in evaluation.all_regimes() or type(classifier) is not cls or classifier.options != options:
         return None
+    if head_started(resolved):
+        return 1  # beside the head start's worker: one thread is what this process has to spare
     workers = workers_for(resolved, n - 1)
     return 1 if workers > 1 and (n - 1) % workers == 0 else None
 

@@ -14,12 +14,15 @@ progress bar and TensorBoard follow the trainings live.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import multiprocessing
 import queue as queues
+import threading
+import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -87,40 +90,149 @@ def _train(job: int, data: LabeledImages, seed: int) -> tuple[int, np.ndarray, l
     return job, classifier.predict_proba(s["test"]).float().numpy(), rows
 
 
-def train(cls: type[Classifier], options, trainings: list[Training], val: LabeledImages, test_images: torch.Tensor,
-          steps: int | None, workers: int) -> Iterator[tuple[str, int, object]]:
-    """Train every one of ``trainings`` in ``workers`` processes; yield ``("row", job, row)`` for every epoch's
-    row as it arrives and ``("done", job, (probabilities on test_images, rows))`` when a training ends."""
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    rows = context.Queue()
-    try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                                 initargs=(rows, cls, options, val, test_images, steps)) as pool:
-            pending: set[Future] = {pool.submit(_train, t.job, t.data, t.seed) for t in trainings}
-            while pending:
-                yield from _drain(rows)
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    job, proba, job_rows = future.result()
-                    yield "done", job, (proba, job_rows)
-        yield from _drain(rows)  # rows still in the queue when the last training ended (the workers have exited)
-    except BrokenProcessPool as exc:
-        raise RuntimeError(
-            "a process training classifiers side by side died (killed for using too much memory?): set "
-            "evaluation.workers: 1 to train one at a time in this process") from exc
-    finally:
-        rows.close()
-        rows.join_thread()
+class Pool:
+    """One-thread worker processes that train :class:`Training` s, at most ``slots`` at a time.
 
+    The study's real-data trainings need no synthetic image, so they can start before the study
+    (:func:`augkit.stages.study.head_start`): one slot while this process trains the generator on
+    the other cores, every worker once the study begins. ``add`` queues trainings, ``slots``
+    changes how many may run, ``events`` yields what the trainings report until every one has
+    ended, then shuts the workers down. A dispatcher thread starts queued trainings as slots free
+    up and collects every epoch's row as it arrives (so none waits in a full pipe).
+    """
 
-def _drain(rows) -> Iterator[tuple[str, int, dict]]:
-    while True:
+    def __init__(self, cls: type[Classifier], options, val: LabeledImages, test_images: torch.Tensor,
+                 steps: int | None, workers: int, *, slots: int | None = None):
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        self._rows = context.Queue()
+        self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
+                                             initargs=(self._rows, cls, options, val, test_images, steps))
+        self.workers, self._slots = workers, workers if slots is None else slots
+        self._lock = threading.Lock()
+        self._queued: collections.deque[Training] = collections.deque()
+        self._running: dict[Future, int] = {}
+        self._events: collections.deque = collections.deque()  # ("row", job, row) and ("done", job, result)
+        self._jobs: set[int] = set()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self.ended = 0  # trainings that have ended (reported or not)
+        self._dispatcher = threading.Thread(target=self._dispatch, name="augkit-side-by-side", daemon=True)
+        self._dispatcher.start()
+
+    @property
+    def jobs(self) -> set[int]:
+        """The jobs added so far (queued, training or done)."""
+        return set(self._jobs)
+
+    def add(self, trainings: list[Training]) -> None:
+        with self._lock:
+            self._queued.extend(trainings)
+            self._jobs.update(t.job for t in trainings)
+
+    def slots(self, n: int) -> None:
+        """At most ``n`` trainings at once from now on (at most the workers)."""
+        with self._lock:
+            self._slots = max(1, min(n, self.workers))
+
+    def _dispatch(self) -> None:
         try:
-            job, row = rows.get_nowait()
-        except queues.Empty:
+            while not self._stop.is_set():
+                self._collect(timeout=0.1)
+                with self._lock:
+                    for future in [f for f in self._running if f.done()]:
+                        job = self._running.pop(future)
+                        self._events.append(("done", job, future))
+                        self.ended += 1
+                    while self._queued and len(self._running) < self._slots:
+                        t = self._queued.popleft()
+                        self._running[self._executor.submit(_train, t.job, t.data, t.seed)] = t.job
+            self._collect(timeout=None)
+        except BaseException as exc:  # noqa: BLE001  events() raises it in the caller's thread
+            self._error = exc
+
+    def _collect(self, timeout: float | None) -> None:
+        """Move the rows the workers sent into the event list (``timeout`` None: those already sent, then return)."""
+        while True:
+            try:
+                job, row = self._rows.get(timeout=timeout) if timeout else self._rows.get_nowait()
+            except queues.Empty:
+                return
+            self._events.append(("row", job, row))
+            timeout = None  # after the first row, take what is there without waiting
+
+    def events(self) -> Iterator[tuple[str, int, object]]:
+        """``("row", job, row)`` for every epoch's row and ``("done", job, (probabilities, rows))`` when a
+        training ends, until every added training has ended; then the workers stop."""
+        left = set(self._jobs)
+        try:
+            while left:
+                if not self._events:
+                    if not self._dispatcher.is_alive():
+                        if isinstance(self._error, BrokenProcessPool):
+                            raise _broken() from self._error
+                        raise RuntimeError("classifier trainings side by side stopped: "
+                                           f"{self._error!r}") from self._error
+                    time.sleep(0.05)
+                    continue
+                event, job, item = self._events.popleft()
+                if event == "done":
+                    job, proba, rows = _result(item)
+                    left.discard(job)
+                    item = (proba, rows)
+                yield event, job, item
+            self.close()
+            while self._events:  # rows still in the queue when the last training ended (the workers have exited)
+                yield self._events.popleft()
+        finally:
+            self.close()
+
+    def close(self, *, cancel: bool = False) -> None:
+        """Stop the workers: after the running trainings end, or at once (``cancel``: a run that failed)."""
+        if self._stop.is_set():
             return
-        yield "row", job, row
+        with self._lock:
+            self._queued.clear()
+        if cancel:
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                process.terminate()  # a running training would otherwise finish first
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._stop.set()
+        self._dispatcher.join()
+        self._rows.close()
+        self._rows.join_thread()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        self.close(cancel=kind is not None)
+
+
+def _result(future: Future) -> tuple[int, np.ndarray, list[dict]]:
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise _broken() from exc
+
+
+def _broken() -> RuntimeError:
+    return RuntimeError("a process training classifiers side by side died (killed for using too much memory?): set "
+                        "evaluation.workers: 1 to train one at a time in this process")
+
+
+def train(cls: type[Classifier], options, trainings: list[Training], val: LabeledImages, test_images: torch.Tensor,
+          steps: int | None, workers: int, *, pool: Pool | None = None) -> Iterator[tuple[str, int, object]]:
+    """Train every one of ``trainings`` in ``workers`` processes; yield ``("row", job, row)`` for every epoch's
+    row as it arrives and ``("done", job, (probabilities on test_images, rows))`` when a training ends.
+
+    ``pool``: a :class:`Pool` already training some of the study's jobs (started before the study);
+    it gets the other trainings and every worker."""
+    pool = pool or Pool(cls, options, val, test_images, steps, workers)
+    with pool:
+        pool.add([t for t in trainings if t.job not in pool.jobs])
+        pool.slots(workers)
+        yield from pool.events()
 
 
 def live(events, epochs: int, board, tag) -> Iterator[tuple[str, int, object]]:

@@ -38,6 +38,7 @@ from augkit.outputs import stats
 from augkit.extension.roles import LabeledImages
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import side_by_side
+from augkit.stages import reuse
 from augkit.stages.reuse import n_trainings, workers_for
 
 log = logging.getLogger("augkit")
@@ -63,6 +64,13 @@ def synthetic_needs(regimes: list[str], train_counts: list[int], *, per_class: i
         elif spec.synthetic == "ratio":
             needs[regime] = [round(ratio * sum(train_counts) / k)] * k
     return needs
+
+
+def recipe_needs(recipe, train: LabeledImages) -> dict[str, list[int]]:
+    """:func:`synthetic_needs` for the recipe's regimes and synthetic settings on this training split."""
+    spec = recipe.synthetic
+    return synthetic_needs(recipe.evaluation.all_regimes(), train.counts(), per_class=spec.per_class,
+                           multiplier=spec.multiplier, balance=spec.balance)
 
 
 def pool_counts(needs: dict[str, list[int]], n_classes: int) -> list[int]:
@@ -251,9 +259,59 @@ def _patients(groups: list[str] | None) -> list[str] | None:
     return [f"t{number.setdefault(g, len(number) + 1)}" for g in groups]
 
 
+def job_list(regimes: list[str], generators: list, seeds: list[int]) -> list[tuple[str, object, int]]:
+    """The study's trainings in order: (regime, generator key or None for real-data regimes, seed)."""
+    return [(regime, g, seed) for regime in regimes
+            for g in (generators if regime_table.uses_synthetic(regime) else [None]) for seed in seeds]
+
+
+class HeadStart:
+    """The study's real-data trainings (:func:`head_start`), started before the study in a worker of ``pool``;
+    ``jobs`` maps their index in :func:`job_list` to (regime, None, seed)."""
+
+    def __init__(self, pool: side_by_side.Pool, jobs: dict[int, tuple]):
+        self.pool, self.jobs = pool, jobs
+
+    def beside(self):
+        """This process's threads while the head start's one worker trains: one core fewer."""
+        return side_by_side.threads(max(1, side_by_side.cores() - 1))
+
+
+@contextlib.contextmanager
+def head_start(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, seeds: list[int]):
+    """Start the trainings on real data only (``real``, ``real+classic``, ``real+oversample``, ...: they need no
+    synthetic image) in one one-thread worker while the generator trains (``evaluation.head_start``); yields a
+    :class:`HeadStart` for :func:`evaluate`, or None when the study does not train side by side.
+
+    On 2 cores the generator gains only 1.3-1.4x from its second thread (benchmarks/overlap.py), so a
+    classifier training on that core costs the generator less than the training costs the study.
+    The ("real", first seed) training stays with the audit when its classifier stands in for it
+    (:func:`augkit.stages.reuse.audit_stands_in`). A run that fails or is interrupted stops the worker.
+    """
+    evaluation = resolved.recipe.evaluation
+    if not reuse.head_started(resolved):
+        yield None
+        return
+    regimes = evaluation.all_regimes()
+    generators = list(range(max(evaluation.generator_seeds, 1)))
+    jobs = {j: key for j, key in enumerate(job_list(regimes, generators, seeds)) if key[1] is None}
+    if reuse.audit_stands_in(resolved):
+        jobs = {j: key for j, key in jobs.items() if key[::2] != ("real", seeds[0])}
+    cls, options = resolved.plugins["classifier"]
+    needs = recipe_needs(resolved.recipe, train)
+    datasets = {r: regime_data(r, train, None, needs, seed=seeds[0]) for r in {key[0] for key in jobs.values()}}
+    pool = side_by_side.Pool(cls, options, val, test.images, budget(resolved, train),
+                             reuse.workers_for(resolved, n_trainings(resolved)), slots=1)
+    with pool:
+        pool.add([side_by_side.Training(j, datasets[regime], seed) for j, (regime, _, seed) in jobs.items()])
+        log.info("%d classifier trainings on real data start beside the generator (evaluation.head_start)", len(jobs))
+        yield HeadStart(pool, jobs)
+
+
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages,
              pool: LabeledImages | dict[int, LabeledImages], needs: dict[str, list[int]], folder: RunFolder | Path,
-             progress, *, regimes: list[str], seeds: list[int], trained: dict | None = None) -> dict | None:
+             progress, *, regimes: list[str], seeds: list[int], trained: dict | None = None,
+             head: HeadStart | None = None) -> dict | None:
     """Train one classifier per (regime, seed); write classifier_losses.csv and predictions.csv; return
     metrics.json's content.
 
@@ -261,6 +319,8 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     regime with synthetic images then trains its seeds on each generator's pool.
     ``trained`` maps (regime, seed) to (classifier, its training rows) already trained exactly
     as that run would train it (the audit's real-data classifier): it is scored, not retrained.
+    ``head``: the real-data trainings :func:`head_start` began before the study; the study adds the
+    others to its workers.
 
     Under torchrun (``evaluation.distribute``, see :func:`distribute_mode`) either the trainings,
     each independent and seeded, are dealt out to the ranks (training i to rank i mod N), each
@@ -279,8 +339,9 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     here = distributed.world()
     y_true = test.labels.numpy()
     steps = budget(resolved, train)
-    jobs = [(regime, g, seed) for regime in regimes
-            for g in (pools if regime_table.uses_synthetic(regime) else [None]) for seed in seeds]
+    jobs = job_list(regimes, list(pools), seeds)
+    if head is not None and any(jobs[j] != key for j, key in head.jobs.items()):
+        raise ValueError(f"the head start trained {sorted(head.jobs.values())}, not this study's jobs")
     mode = distribute_mode(resolved, len(jobs), here.size)
     if mode == "ddp":
         mine = range(len(jobs))
@@ -320,15 +381,17 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
         scored(j, classifier.predict_proba(test.images).float().numpy(), rows)
     cls, options = resolved.plugins["classifier"]
-    workers = workers_for(resolved, len(to_train))
+    workers = workers_for(resolved, len(to_train)) if head is None else head.pool.workers
     if workers == 1 and to_train and here.size == 1 and side_by_side.worker_count(
             evaluation.workers, cls(options), len(to_train)) > 1:
         log.info("classifier trainings one at a time: the %s classifier cannot be sent to other processes", cls.__name__)
     if workers > 1:
-        log.info("%d classifier trainings, %d side by side (evaluation.workers)", len(to_train), workers)
+        log.info("%d classifier trainings, %d side by side (evaluation.workers)%s", len(to_train), workers,
+                 "" if head is None else f", {len(head.jobs)} of them started beside the generator")
         trainings = [side_by_side.Training(j, data(j), jobs[j][2]) for j in to_train]
         epochs = cls(options).total_epochs
-        events = side_by_side.train(cls, options, trainings, val, test.images, steps, workers)
+        events = side_by_side.train(cls, options, trainings, val, test.images, steps, workers,
+                                    pool=None if head is None else head.pool)
         tag = lambda j: _name(*jobs[j], len(pools)).replace(" ", "/")  # noqa: E731
         for event, j, item in progress(side_by_side.live(events, epochs, board, tag),
                                        f"classifiers x{workers}", len(to_train) * epochs):

@@ -36,9 +36,7 @@ log = logging.getLogger("augkit")
 
 def pool_plan(recipe: Recipe, train: LabeledImages) -> tuple[dict[str, list[int]], torch.Tensor]:
     """What each regime needs per class, and the labels of the synthetic pool that covers them all."""
-    spec = recipe.synthetic
-    needs = study.synthetic_needs(recipe.evaluation.all_regimes(), train.counts(), per_class=spec.per_class,
-                                  multiplier=spec.multiplier, balance=spec.balance)
+    needs = study.recipe_needs(recipe, train)
     counts = study.pool_counts(needs, len(train.classes))
     return needs, torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
 
