@@ -109,6 +109,7 @@ class Pool:
         self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
                                              initargs=(self._rows, cls, options, val, test_images, steps))
         self.workers, self._slots = workers, workers if slots is None else slots
+        self._executor.submit(int).result()  # the workers fork now, from this thread, not later from the dispatcher
         self._lock = threading.Lock()
         self._queued: collections.deque[Training] = collections.deque()
         self._running: dict[Future, int] = {}
