@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -62,10 +62,10 @@ def run(
                                     resume=bool(resume))
         train, val, test = parts["train"], parts["val"], parts["test"]
         seeds = _seeds(resolved)
-        with study.head_start(resolved, train, val, test, seeds) as head:
-            with head.beside() if head else nullcontext():  # the generator and the audit leave it a core
-                with _timed(timings, "generator"):
-                    generator, checkpoint = train_generator(resolved, train, val, folder, progress, resume=bool(resume))
+        with study.head_start(resolved, train, val, test, seeds) as head:  # real-data trainings, beside
+            with _timed(timings, "generator"), study.during(head, "generator"):
+                generator, checkpoint = train_generator(resolved, train, val, folder, progress, resume=bool(resume))
+            with study.during(head, "audit"):
                 with _timed(timings, "sample"):
                     pool, needs, audited = sample_synthetic(resolved, generator, checkpoint, train, val, folder,
                                                             progress)

@@ -106,29 +106,33 @@ def test_threads_restores_the_count():
         assert torch.get_num_threads() == before
 
 
-@pytest.mark.skipif(side_by_side.cores() < 2, reason="a head start needs a core beside the generator's")
-def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path):
-    """evaluation.head_start: the real-data trainings begin in one worker before the study (while the generator
-    trains, on one core fewer); the study then reports exactly what it reports training them itself, as
-    ``augkit evaluate`` does."""
+@pytest.mark.skipif(side_by_side.cores() < 2, reason="a head start needs a core beside the run's own work")
+@pytest.mark.parametrize("when", ["generator", "audit"])
+def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path, when):
+    """evaluation.head_start: the real-data trainings begin in one worker before the study (from the generator or
+    from the audit on, this process on one core fewer); the study then reports exactly what it reports training
+    them itself, as ``augkit evaluate`` does."""
     import time
 
     from augkit.outputs.progress import no_progress
     from augkit.stages import study
 
     settings = ("evaluation.workers=2", f"evaluation.regimes={REGIMES}", "evaluation.ratios=[]",
-                f"evaluation.seeds={len(SEEDS)}")
+                f"evaluation.seeds={len(SEEDS)}", f"evaluation.head_start={when}")
     resolved, train, val, test, pool, _ = study_inputs(*settings, "audit.enabled=false")
     needs = study.recipe_needs(resolved.recipe, train)
     kw = dict(regimes=REGIMES, seeds=SEEDS)
+    every = torch.get_num_threads()
     with study.head_start(resolved, train, val, test, SEEDS) as head:
         assert sorted(head.jobs.values()) == [(r, None, s) for r in ("real", "real+classic") for s in SEEDS]
-        with head.beside():
+        with study.during(head, "generator"):  # the generator keeps every core unless the head start begins there
+            assert torch.get_num_threads() == (side_by_side.cores() - 1 if when == "generator" else every)
+        with study.during(head, "audit"):
             assert torch.get_num_threads() == side_by_side.cores() - 1
-        deadline = time.monotonic() + 120
-        while not head.pool.ended and time.monotonic() < deadline:  # the study has not begun: it trains already
-            time.sleep(0.1)
-        assert head.pool.ended
+            deadline = time.monotonic() + 120
+            while not head.pool.ended and time.monotonic() < deadline:  # the study has not begun: it trains already
+                time.sleep(0.1)
+            assert head.pool.ended
         started = study.evaluate(resolved, train, val, test, pool, needs, tmp_path / "run", no_progress, head=head,
                                  **kw)
     alone = study.evaluate(resolved, train, val, test, pool, needs, tmp_path / "evaluate", no_progress, **kw)
@@ -138,7 +142,7 @@ def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path
     audited, *_ = study_inputs(*settings)
     with study.head_start(audited, train, val, test, SEEDS) as head:
         assert ("real", None, SEEDS[0]) not in head.jobs.values() and len(head.jobs) == 3
-    # off, or one training at a time: no head start
-    for off in ("evaluation.head_start=false", "evaluation.workers=1"):
+    # none (YAML's false too), or one training at a time: no head start
+    for off in ("evaluation.head_start=none", "evaluation.head_start=false", "evaluation.workers=1"):
         with study.head_start(study_inputs(*settings, off)[0], train, val, test, SEEDS) as head:
             assert head is None

@@ -101,16 +101,23 @@ class EvaluationSpec(Strict):
         "process; under torchrun each rank trains its share alone); auto: one per CPU core when training on the CPU "
         "(2 cores: 1.3-1.4x the trainings per hour of one process with 2 threads), 1 with a GPU. Same numbers for the "
         "same value: each training is seeded on its own and runs on one thread")
-    head_start: bool = Field(
-        True, description="side by side on the CPU (workers above 1): the trainings on real data only (real, "
-        "real+classic, real+oversample), which need no synthetic image, start in one worker while the generator "
-        "trains and the audit runs on the other cores; their numbers are the same either way, but the generator then "
-        "trains on one thread fewer, which may round differently (docs/evaluation.md)")
+    head_start: Literal["generator", "audit", "none"] = Field(
+        "audit", description="side by side on the CPU (workers above 1), when the trainings on real data only (real, "
+        "real+classic, real+oversample), which need no synthetic image, start in one worker, this process then running "
+        "on one core fewer: audit: when the audit does (its classifier trains on one thread anyway); generator: when "
+        "the generator does (pays where the generator gains little from its last core: benchmarks/overlap.py); none: "
+        "with the study. Their numbers are the same either way; the generator's thread count (generator) may round "
+        "differently (docs/evaluation.md)")
     distribute: Literal["auto", "jobs", "ddp"] = Field(
         "auto", description="under torchrun: jobs: each process trains whole classifiers, its share of the (regime, "
         "seed) trainings; ddp: every training runs over all processes (DDP); auto: jobs when there are at least as "
         "many trainings as processes (or the classifier cannot train over several), else ddp. Ignored in one process"
     )
+
+    @field_validator("head_start", mode="before")
+    @classmethod
+    def _head_start(cls, v: Any) -> Any:
+        return "none" if v is False else v  # YAML reads none's synonyms off / false / no as False
 
     @field_validator("workers")
     @classmethod

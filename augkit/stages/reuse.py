@@ -49,7 +49,7 @@ def audit_stands_in(resolved) -> bool:
 def head_started(resolved) -> bool:
     """Whether a run starts the real-data trainings before the study (:func:`augkit.stages.study.head_start`)."""
     evaluation = resolved.recipe.evaluation
-    if not evaluation.head_start or distributed.world().size > 1 or side_by_side.cores() < 2:
+    if evaluation.head_start == "none" or distributed.world().size > 1 or side_by_side.cores() < 2:
         return False
     real_only = evaluation.seeds * sum(not regime_table.uses_synthetic(r) for r in evaluation.all_regimes())
     return real_only - audit_stands_in(resolved) > 0 and workers_for(resolved, n_trainings(resolved)) > 1

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import logging
 import multiprocessing
+import os
 import queue as queues
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -73,9 +77,26 @@ def threads(n: int | None) -> Iterator[None]:
 _shared: dict = {}
 
 
-def _init(rows, cls, options, val: LabeledImages, test_images: torch.Tensor, steps: int | None) -> None:
+def _init(rows, cls, options, val: LabeledImages, test_images: torch.Tensor, steps: int | None, parent: int) -> None:
+    _exit_with(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the run, which stops the workers itself
     torch.set_num_threads(1)
     _shared.update(rows=rows, cls=cls, options=options, val=val, test=test_images, steps=steps)
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the run's process ends, however it ends (a kill leaves no worker training on).
+
+    Linux: the kernel sends SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG); elsewhere the
+    executor's own shutdown is all there is."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the call
+        os._exit(1)
 
 
 def _train(job: int, data: LabeledImages, seed: int) -> tuple[int, np.ndarray, list[dict]]:
@@ -94,8 +115,8 @@ class Pool:
     """One-thread worker processes that train :class:`Training` s, at most ``slots`` at a time.
 
     The study's real-data trainings need no synthetic image, so they can start before the study
-    (:func:`augkit.stages.study.head_start`): one slot while this process trains the generator on
-    the other cores, every worker once the study begins. ``add`` queues trainings, ``slots``
+    (:func:`augkit.stages.study.head_start`): none, then one slot while this process trains the
+    generator or audits on the other cores, every worker once the study begins. ``add`` queues trainings, ``slots``
     changes how many may run, ``events`` yields what the trainings report until every one has
     ended, then shuts the workers down. A dispatcher thread starts queued trainings as slots free
     up and collects every epoch's row as it arrives (so none waits in a full pipe).
@@ -107,7 +128,7 @@ class Pool:
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._rows = context.Queue()
         self._executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                                             initargs=(self._rows, cls, options, val, test_images, steps))
+                                             initargs=(self._rows, cls, options, val, test_images, steps, os.getpid()))
         self.workers, self._slots = workers, workers if slots is None else slots
         self._executor.submit(int).result()  # the workers fork now, from this thread, not later from the dispatcher
         self._lock = threading.Lock()
@@ -134,7 +155,7 @@ class Pool:
     def slots(self, n: int) -> None:
         """At most ``n`` trainings at once from now on (at most the workers)."""
         with self._lock:
-            self._slots = max(1, min(n, self.workers))
+            self._slots = max(0, min(n, self.workers))
 
     def _dispatch(self) -> None:
         try:
@@ -164,29 +185,26 @@ class Pool:
 
     def events(self) -> Iterator[tuple[str, int, object]]:
         """``("row", job, row)`` for every epoch's row and ``("done", job, (probabilities, rows))`` when a
-        training ends, until every added training has ended; then the workers stop."""
+        training ends, until every added training has ended; then the workers stop. Use the pool as a
+        context manager: leaving it on an error (or an abandoned iteration) stops the workers at once."""
         left = set(self._jobs)
-        try:
-            while left:
-                if not self._events:
-                    if not self._dispatcher.is_alive():
-                        if isinstance(self._error, BrokenProcessPool):
-                            raise _broken() from self._error
-                        raise RuntimeError("classifier trainings side by side stopped: "
-                                           f"{self._error!r}") from self._error
-                    time.sleep(0.05)
-                    continue
-                event, job, item = self._events.popleft()
-                if event == "done":
-                    job, proba, rows = _result(item)
-                    left.discard(job)
-                    item = (proba, rows)
-                yield event, job, item
-            self.close()
-            while self._events:  # rows still in the queue when the last training ended (the workers have exited)
-                yield self._events.popleft()
-        finally:
-            self.close()
+        while left:
+            if not self._events:
+                if not self._dispatcher.is_alive():
+                    if isinstance(self._error, BrokenProcessPool):
+                        raise _broken() from self._error
+                    raise RuntimeError(f"classifier trainings side by side stopped: {self._error!r}") from self._error
+                time.sleep(0.05)
+                continue
+            event, job, item = self._events.popleft()
+            if event == "done":
+                job, proba, rows = _result(item)
+                left.discard(job)
+                item = (proba, rows)
+            yield event, job, item
+        self.close()
+        while self._events:  # rows still in the queue when the last training ended (the workers have exited)
+            yield self._events.popleft()
 
     def close(self, *, cancel: bool = False) -> None:
         """Stop the workers: after the running trainings end, or at once (``cancel``: a run that failed)."""

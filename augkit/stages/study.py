@@ -266,27 +266,41 @@ def job_list(regimes: list[str], generators: list, seeds: list[int]) -> list[tup
 
 
 class HeadStart:
-    """The study's real-data trainings (:func:`head_start`), started before the study in a worker of ``pool``;
-    ``jobs`` maps their index in :func:`job_list` to (regime, None, seed)."""
+    """The study's real-data trainings (:func:`head_start`), queued in ``pool`` before the study; ``jobs`` maps
+    their index in :func:`job_list` to (regime, None, seed); they start at stage ``when`` (generator or audit)."""
 
-    def __init__(self, pool: side_by_side.Pool, jobs: dict[int, tuple]):
-        self.pool, self.jobs = pool, jobs
+    def __init__(self, pool: side_by_side.Pool, jobs: dict[int, tuple], when: str):
+        self.pool, self.jobs, self.when, self.started = pool, jobs, when, False
 
-    def beside(self):
-        """This process's threads while the head start's one worker trains: one core fewer."""
-        return side_by_side.threads(max(1, side_by_side.cores() - 1))
+    @contextlib.contextmanager
+    def during(self, stage: str):
+        """Run ``stage`` (generator or audit) of the run: the head start's worker begins at its stage, and from
+        then on this process computes on one core fewer."""
+        if stage == self.when:
+            self.pool.slots(1)
+            self.started = True
+        with side_by_side.threads(max(1, side_by_side.cores() - 1)) if self.started else contextlib.nullcontext():
+            yield
+
+
+def during(head: HeadStart | None, stage: str):
+    """:meth:`HeadStart.during`, or nothing without a head start."""
+    return contextlib.nullcontext() if head is None else head.during(stage)
 
 
 @contextlib.contextmanager
 def head_start(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, seeds: list[int]):
-    """Start the trainings on real data only (``real``, ``real+classic``, ``real+oversample``, ...: they need no
-    synthetic image) in one one-thread worker while the generator trains (``evaluation.head_start``); yields a
-    :class:`HeadStart` for :func:`evaluate`, or None when the study does not train side by side.
+    """Queue the trainings on real data only (``real``, ``real+classic``, ``real+oversample``, ...: they need no
+    synthetic image) for one one-thread worker that starts before the study (``evaluation.head_start``: when the
+    audit starts, or the generator); yields a :class:`HeadStart` for :func:`evaluate`, or None when the study
+    does not train side by side or the recipe says none.
 
-    On 2 cores the generator gains only 1.3-1.4x from its second thread (benchmarks/overlap.py), so a
-    classifier training on that core costs the generator less than the training costs the study.
-    The ("real", first seed) training stays with the audit when its classifier stands in for it
-    (:func:`augkit.stages.reuse.audit_stands_in`). A run that fails or is interrupted stops the worker.
+    ``audit``: the audit's classifier trains on one thread, so a worker beside it costs nothing.
+    ``generator``: the generator trains on one core fewer; on 2 cores the study-size AC-GAN gains only
+    1.3-1.5x from its second thread, the CPU-size diffusion model 1.6x (benchmarks/overlap.py), so it pays
+    for the first and not the second. The ("real", first seed) training stays with the audit when its
+    classifier stands in for it (:func:`augkit.stages.reuse.audit_stands_in`). A run that fails or is
+    interrupted stops the worker.
     """
     evaluation = resolved.recipe.evaluation
     if not reuse.head_started(resolved):
@@ -301,11 +315,12 @@ def head_start(resolved, train: LabeledImages, val: LabeledImages, test: Labeled
     needs = recipe_needs(resolved.recipe, train)
     datasets = {r: regime_data(r, train, None, needs, seed=seeds[0]) for r in {key[0] for key in jobs.values()}}
     pool = side_by_side.Pool(cls, options, val, test.images, budget(resolved, train),
-                             reuse.workers_for(resolved, n_trainings(resolved)), slots=1)
+                             reuse.workers_for(resolved, n_trainings(resolved)), slots=0)
     with pool:
         pool.add([side_by_side.Training(j, datasets[regime], seed) for j, (regime, _, seed) in jobs.items()])
-        log.info("%d classifier trainings on real data start beside the generator (evaluation.head_start)", len(jobs))
-        yield HeadStart(pool, jobs)
+        log.info("%d classifier trainings on real data start beside the %s (evaluation.head_start)", len(jobs),
+                 evaluation.head_start)
+        yield HeadStart(pool, jobs, evaluation.head_start)
 
 
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages,
@@ -387,7 +402,7 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         log.info("classifier trainings one at a time: the %s classifier cannot be sent to other processes", cls.__name__)
     if workers > 1:
         log.info("%d classifier trainings, %d side by side (evaluation.workers)%s", len(to_train), workers,
-                 "" if head is None else f", {len(head.jobs)} of them started beside the generator")
+                 "" if head is None else f", {len(head.jobs)} of them started beside the {head.when}")
         trainings = [side_by_side.Training(j, data(j), jobs[j][2]) for j in to_train]
         epochs = cls(options).total_epochs
         events = side_by_side.train(cls, options, trainings, val, test.images, steps, workers,
