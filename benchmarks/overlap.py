@@ -13,8 +13,11 @@ a one-thread classifier trains beside it, and the classifier's seconds per step 
 With G2 the generator stage on every core and G1 on one thread, and C the study's classifier work
 in one-thread seconds, today's schedule takes G2 + C / 2 and the overlapped one (G1 + C) / 2 (as
 long as the real-data trainings fill G1), so it saves G2 - G1 / 2: it pays only where the second
-thread gives the generator less than 2x. The script prints the measured G1 / G2 and that saving for
-the recipe's iterations.
+thread gives the generator less than 2x. When they take R < G1 one-thread seconds, the worker then
+waits and the saving is R / 2 - (G1 - G2). The script prints the measured G1 / G2, R (from the
+recipe's regimes, seeds, epochs and training split) and the saving against the default. A run does this with ``evaluation.head_start: generator``
+(docs/evaluation.md); the default, ``audit``, starts them only beside the audit, which costs the
+generator nothing.
 """
 
 from __future__ import annotations
@@ -86,6 +89,22 @@ def classifier_seconds(stop) -> float:
     return (time.perf_counter() - start) / max(done, 1)
 
 
+def real_data_seconds(step_seconds: float) -> float:
+    """R: one-thread seconds of the trainings a head start takes (the real-data regimes' seeds, less the audit's
+    stand-in), each the classifier's epochs over the recipe's training split (its phantom counts, else 380)."""
+    import augkit
+    from augkit.config import regimes as regime_table
+
+    recipe = augkit.load_recipe(args.recipe).recipe
+    counts = (RECIPE["dataset"].get("options") or {}).get("counts")
+    train = round(sum(counts.values()) * (1 - recipe.split.val - recipe.split.test)) if counts else 380
+    options = augkit.build("classifier", recipe.classifier.name, **recipe.classifier.options).options
+    steps = options.epochs * -(-train // options.batch_size)
+    regimes = recipe.evaluation.all_regimes()
+    trainings = recipe.evaluation.seeds * sum(not regime_table.uses_synthetic(r) for r in regimes)
+    return (trainings - ("real" in regimes and recipe.audit.enabled)) * steps * step_seconds
+
+
 if __name__ == "__main__":
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     iterations = RECIPE["generator"].get("options", {}).get("iterations", 0)
@@ -104,6 +123,10 @@ if __name__ == "__main__":
     print(f"  generator on 1 thread beside a 1-thread classifier: {g1:.3f} s/iteration   G1 / G2 = {g1 / g2:.2f}")
     print(f"  classifier on 1 thread beside it: {c1:.3f} s/step")
     if iterations:
-        print(f"  for {iterations} iterations: G2 {g2 * iterations:.0f} s, G1 {g1 * iterations:.0f} s; the overlap "
-              f"would save about G2 - G1 / 2 = {g2 * iterations - g1 * iterations / 2:.0f} s of the study "
-              "(scoring checkpoints not counted)")
+        real_work = real_data_seconds(c1)
+        G1, G2 = g1 * iterations, g2 * iterations
+        print(f"  for {iterations} iterations: G2 {G2:.0f} s, G1 {G1:.0f} s; the real-data trainings a head start "
+              f"can take: about {real_work:.0f} one-thread seconds")
+        print(f"  evaluation.head_start: generator would save about min(R, G1) / 2 - (G1 - G2) = "
+              f"{min(real_work, G1) / 2 - (G1 - G2):+.0f} s against audit (checkpoint scoring not counted; "
+              "negative: keep the default)")

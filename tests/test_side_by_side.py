@@ -146,3 +146,31 @@ def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path
     for off in ("evaluation.head_start=none", "evaluation.head_start=false", "evaluation.workers=1"):
         with study.head_start(study_inputs(*settings, off)[0], train, val, test, SEEDS) as head:
             assert head is None
+
+
+@pytest.mark.skipif(side_by_side.cores() < 2, reason="a head start needs a core beside the run's own work")
+def test_synthetic_images_are_sampled_on_every_core_beside_a_head_start(tmp_path):
+    """A thread count can change a generator's rounding, and ``augkit evaluate`` / ``generate`` sample on every
+    core: beside a head start the pool is still sampled on every core, its workers stopped meanwhile."""
+    from pathlib import Path
+
+    from augkit.stages import study
+    from augkit.stages.batches import generate_batches
+
+    resolved, train, val, test, *_ = study_inputs("evaluation.workers=2", "evaluation.head_start=generator",
+                                                   "audit.enabled=false")
+    every, seen = torch.get_num_threads(), []
+
+    class Recording:
+        def sample(self, labels, *, seed):
+            states = [Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in head.pool.pids
+                      if Path(f"/proc/{pid}/stat").exists()]
+            seen.append((torch.get_num_threads(), states))
+            return torch.zeros(len(labels), 1, 16, 16)
+
+    with study.head_start(resolved, train, val, test, SEEDS) as head, study.during(head, "generator"):
+        assert torch.get_num_threads() == side_by_side.cores() - 1  # the generator trains beside the worker
+        batches = list(generate_batches(Recording(), torch.arange(3).repeat(4), seed=0, batch_size=4))
+        assert torch.get_num_threads() == side_by_side.cores() - 1
+    assert len(batches) == 3 and [n for n, _ in seen] == [every] * 3
+    assert all(state == "T" for _, states in seen for state in states)  # stopped while sampling (Linux shows it)

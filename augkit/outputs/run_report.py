@@ -113,8 +113,9 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
 
     out += [Heading("Synthetic images"), Para("Generated images of each class (left) beside real training images (right).")]
     for c in classes:
-        pair = [Image(rel(run_dir / RunFolder.SAMPLES / f"{name}.png"), f"{kind}: {c}")
-                for name, kind in ((c, "synthetic"), (f"real_{c}", "real")) if (run_dir / RunFolder.SAMPLES / f"{name}.png").exists()]
+        # each grid carries its title ("synthetic: normal"); the caption says which file it is, not the title again
+        pair = [Image(rel(run_dir / RunFolder.SAMPLES / f"{name}.png"), f"{RunFolder.SAMPLES}/{name}.png")
+                for name in (c, f"real_{c}") if (run_dir / RunFolder.SAMPLES / f"{name}.png").exists()]
         if pair:
             out.append(Row(pair))
 

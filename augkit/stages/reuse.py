@@ -4,7 +4,7 @@ It can when it is the same training to the last bit: same plugin, options, data 
 audit trains on the study's splits with the recipe's seed), and the same thread count, since
 ``augkit evaluate`` must give the run's numbers. Side by side, the study's trainings run in
 one-thread workers (:mod:`augkit.stages.side_by_side`); the audit then trains on one thread when
-standing in takes a round of trainings off the study.
+standing in saves the study work (beside a head start's worker, always).
 """
 
 from __future__ import annotations
@@ -59,10 +59,11 @@ def audit_threads(resolved, classifier) -> int | None:
     """Threads the audit's real-data ``classifier`` trains with: 1, or None for this process's own.
 
     One when the study trains side by side and the audit's training, standing in for the study's
-    ("real", first seed) one, takes a round of trainings off it: its numbers are then a worker's
-    (one thread), which ``augkit evaluate`` reproduces. That is when the other trainings fill
-    their rounds without it (with 2 workers: an even number left); otherwise it trains on every
-    core, sooner, and the study trains its own.
+    ("real", first seed) one, saves it work: its numbers are then a worker's (one thread), which
+    ``augkit evaluate`` reproduces. That is always so with a head start (a worker trains beside
+    the audit: :func:`head_started`), else when the other trainings fill their rounds without it
+    (with 2 workers: an even number left); otherwise it trains on every core, sooner, and the
+    study trains its own.
     """
     cls, options = resolved.plugins["classifier"]
     evaluation = resolved.recipe.evaluation

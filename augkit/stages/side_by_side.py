@@ -74,6 +74,37 @@ def threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+_lowered: list[tuple[Pool, int]] = []  # (a head start's pool, this process's threads before it took a core)
+
+
+@contextlib.contextmanager
+def beside(pool: Pool, n: int) -> Iterator[None]:
+    """This process on ``n`` threads while ``pool``'s workers train beside it (a head start)."""
+    _lowered.append((pool, torch.get_num_threads()))
+    try:
+        with threads(n):
+            yield
+    finally:
+        _lowered.pop()
+
+
+@contextlib.contextmanager
+def full_speed() -> Iterator[None]:
+    """Sample synthetic images on the threads this process had before a head start took a core, its workers
+    stopped meanwhile. ``augkit evaluate`` and ``augkit generate`` sample on every core, and a generator
+    can round differently on fewer threads: the run's images must be the ones they make again."""
+    if not _lowered:
+        yield
+        return
+    pool, full = _lowered[0]
+    pool.pause()
+    try:
+        with threads(full):
+            yield
+    finally:
+        pool.resume()
+
+
 _shared: dict = {}
 
 
@@ -156,6 +187,25 @@ class Pool:
         """At most ``n`` trainings at once from now on (at most the workers)."""
         with self._lock:
             self._slots = max(0, min(n, self.workers))
+
+    def pause(self) -> None:
+        """Stop the workers where they are (SIGSTOP; nothing where the platform has no such signal)."""
+        self._signal(getattr(signal, "SIGSTOP", None))
+
+    def resume(self) -> None:
+        self._signal(getattr(signal, "SIGCONT", None))
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids."""
+        return list(getattr(self._executor, "_processes", None) or {})
+
+    def _signal(self, number) -> None:
+        if number is None or self._stop.is_set():
+            return
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
 
     def _dispatch(self) -> None:
         try:
