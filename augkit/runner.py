@@ -27,7 +27,7 @@ from augkit.outputs import card, report, run_report
 from augkit.outputs.environment import environment
 from augkit.outputs.progress import Progress, no_progress
 from augkit.outputs.run_folder import RunFolder
-from augkit.stages import prepare, reuse, study
+from augkit.stages import head_start, prepare, reuse, study
 from augkit.stages.generator import checkpoint_used, train_generator
 from augkit.stages.synthetic import regenerate_pool, sample_synthetic
 
@@ -62,10 +62,10 @@ def run(
                                     resume=bool(resume))
         train, val, test = parts["train"], parts["val"], parts["test"]
         seeds = _seeds(resolved)
-        with study.head_start(resolved, train, val, test, seeds) as head:  # real-data trainings, beside
-            with _timed(timings, "generator"), study.during(head, "generator"):
+        with head_start.head_start(resolved, train, val, test, seeds) as head:  # real-data trainings, beside
+            with _timed(timings, "generator"), head_start.during(head, "generator"):
                 generator, checkpoint = train_generator(resolved, train, val, folder, progress, resume=bool(resume))
-            with study.during(head, "audit"):
+            with head_start.during(head, "audit"):
                 with _timed(timings, "sample"):
                     pool, needs, audited = sample_synthetic(resolved, generator, checkpoint, train, val, folder,
                                                             progress)

@@ -115,7 +115,7 @@ def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path
     import time
 
     from augkit.outputs.progress import no_progress
-    from augkit.stages import study
+    from augkit.stages import head_start, study
 
     settings = ("evaluation.workers=2", f"evaluation.regimes={REGIMES}", "evaluation.ratios=[]",
                 f"evaluation.seeds={len(SEEDS)}", f"evaluation.head_start={when}")
@@ -123,11 +123,11 @@ def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path
     needs = study.recipe_needs(resolved.recipe, train)
     kw = dict(regimes=REGIMES, seeds=SEEDS)
     every = torch.get_num_threads()
-    with study.head_start(resolved, train, val, test, SEEDS) as head:
+    with head_start.head_start(resolved, train, val, test, SEEDS) as head:
         assert sorted(head.jobs.values()) == [(r, None, s) for r in ("real", "real+classic") for s in SEEDS]
-        with study.during(head, "generator"):  # the generator keeps every core unless the head start begins there
+        with head_start.during(head, "generator"):  # the generator keeps every core unless the head start begins there
             assert torch.get_num_threads() == (side_by_side.cores() - 1 if when == "generator" else every)
-        with study.during(head, "audit"):
+        with head_start.during(head, "audit"):
             assert torch.get_num_threads() == side_by_side.cores() - 1
             deadline = time.monotonic() + 120
             while not head.pool.ended and time.monotonic() < deadline:  # the study has not begun: it trains already
@@ -140,11 +140,11 @@ def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path
     assert started["regimes"] == alone["regimes"]
     # the audit's classifier stands in for ("real", first seed): the head start leaves that one to it
     audited, *_ = study_inputs(*settings)
-    with study.head_start(audited, train, val, test, SEEDS) as head:
+    with head_start.head_start(audited, train, val, test, SEEDS) as head:
         assert ("real", None, SEEDS[0]) not in head.jobs.values() and len(head.jobs) == 3
     # none (YAML's false too), or one training at a time: no head start
     for off in ("evaluation.head_start=none", "evaluation.head_start=false", "evaluation.workers=1"):
-        with study.head_start(study_inputs(*settings, off)[0], train, val, test, SEEDS) as head:
+        with head_start.head_start(study_inputs(*settings, off)[0], train, val, test, SEEDS) as head:
             assert head is None
 
 
@@ -154,7 +154,7 @@ def test_synthetic_images_are_sampled_on_every_core_beside_a_head_start(tmp_path
     core: beside a head start the pool is still sampled on every core, its workers stopped meanwhile."""
     from pathlib import Path
 
-    from augkit.stages import study
+    from augkit.stages import head_start
     from augkit.stages.batches import generate_batches
 
     resolved, train, val, test, *_ = study_inputs("evaluation.workers=2", "evaluation.head_start=generator",
@@ -168,7 +168,7 @@ def test_synthetic_images_are_sampled_on_every_core_beside_a_head_start(tmp_path
             seen.append((torch.get_num_threads(), states))
             return torch.zeros(len(labels), 1, 16, 16)
 
-    with study.head_start(resolved, train, val, test, SEEDS) as head, study.during(head, "generator"):
+    with head_start.head_start(resolved, train, val, test, SEEDS) as head, head_start.during(head, "generator"):
         assert torch.get_num_threads() == side_by_side.cores() - 1  # the generator trains beside the worker
         batches = list(generate_batches(Recording(), torch.arange(3).repeat(4), seed=0, batch_size=4))
         assert torch.get_num_threads() == side_by_side.cores() - 1

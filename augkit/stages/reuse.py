@@ -47,7 +47,7 @@ def audit_stands_in(resolved) -> bool:
 
 
 def head_started(resolved) -> bool:
-    """Whether a run starts the real-data trainings before the study (:func:`augkit.stages.study.head_start`)."""
+    """Whether a run starts the real-data trainings before the study (:func:`augkit.stages.head_start.head_start`)."""
     evaluation = resolved.recipe.evaluation
     if evaluation.head_start == "none" or distributed.world().size > 1 or side_by_side.cores() < 2:
         return False

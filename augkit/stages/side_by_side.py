@@ -146,7 +146,7 @@ class Pool:
     """One-thread worker processes that train :class:`Training` s, at most ``slots`` at a time.
 
     The study's real-data trainings need no synthetic image, so they can start before the study
-    (:func:`augkit.stages.study.head_start`): none, then one slot while this process trains the
+    (:func:`augkit.stages.head_start.head_start`): none, then one slot while this process trains the
     generator or audits on the other cores, every worker once the study begins. ``add`` queues trainings, ``slots``
     changes how many may run, ``events`` yields what the trainings report until every one has
     ended, then shuts the workers down. A dispatcher thread starts queued trainings as slots free

@@ -38,7 +38,6 @@ from augkit.outputs import stats
 from augkit.extension.roles import LabeledImages
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import side_by_side
-from augkit.stages import reuse
 from augkit.stages.reuse import n_trainings, workers_for
 
 log = logging.getLogger("augkit")
@@ -265,69 +264,10 @@ def job_list(regimes: list[str], generators: list, seeds: list[int]) -> list[tup
             for g in (generators if regime_table.uses_synthetic(regime) else [None]) for seed in seeds]
 
 
-class HeadStart:
-    """The study's real-data trainings (:func:`head_start`), queued in ``pool`` before the study; ``jobs`` maps
-    their index in :func:`job_list` to (regime, None, seed); they start at stage ``when`` (generator or audit)."""
-
-    def __init__(self, pool: side_by_side.Pool, jobs: dict[int, tuple], when: str):
-        self.pool, self.jobs, self.when, self.started = pool, jobs, when, False
-
-    @contextlib.contextmanager
-    def during(self, stage: str):
-        """Run ``stage`` (generator or audit) of the run: the head start's worker begins at its stage, and from
-        then on this process computes on one core fewer."""
-        if stage == self.when:
-            self.pool.slots(1)
-            self.started = True
-        with side_by_side.beside(self.pool, max(1, side_by_side.cores() - 1)) if self.started \
-                else contextlib.nullcontext():
-            yield  # the synthetic images are still sampled on every core (side_by_side.full_speed)
-
-
-def during(head: HeadStart | None, stage: str):
-    """:meth:`HeadStart.during`, or nothing without a head start."""
-    return contextlib.nullcontext() if head is None else head.during(stage)
-
-
-@contextlib.contextmanager
-def head_start(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages, seeds: list[int]):
-    """Queue the trainings on real data only (``real``, ``real+classic``, ``real+oversample``, ...: they need no
-    synthetic image) for one one-thread worker that starts before the study (``evaluation.head_start``: when the
-    audit starts, or the generator); yields a :class:`HeadStart` for :func:`evaluate`, or None when the study
-    does not train side by side or the recipe says none.
-
-    ``audit``: the audit's classifier trains on one thread, so a worker beside it costs nothing.
-    ``generator``: the generator trains on one core fewer; on 2 cores the study-size AC-GAN gains only
-    1.3-1.5x from its second thread, the CPU-size diffusion model 1.6x (benchmarks/overlap.py), so it pays
-    for the first and not the second. The ("real", first seed) training stays with the audit when its
-    classifier stands in for it (:func:`augkit.stages.reuse.audit_stands_in`). A run that fails or is
-    interrupted stops the worker.
-    """
-    evaluation = resolved.recipe.evaluation
-    if not reuse.head_started(resolved):
-        yield None
-        return
-    regimes = evaluation.all_regimes()
-    generators = list(range(max(evaluation.generator_seeds, 1)))
-    jobs = {j: key for j, key in enumerate(job_list(regimes, generators, seeds)) if key[1] is None}
-    if reuse.audit_stands_in(resolved):
-        jobs = {j: key for j, key in jobs.items() if key[::2] != ("real", seeds[0])}
-    cls, options = resolved.plugins["classifier"]
-    needs = recipe_needs(resolved.recipe, train)
-    datasets = {r: regime_data(r, train, None, needs, seed=seeds[0]) for r in {key[0] for key in jobs.values()}}
-    pool = side_by_side.Pool(cls, options, val, test.images, budget(resolved, train),
-                             reuse.workers_for(resolved, n_trainings(resolved)), slots=0)
-    with pool:
-        pool.add([side_by_side.Training(j, datasets[regime], seed) for j, (regime, _, seed) in jobs.items()])
-        log.info("%d classifier trainings on real data start beside the %s (evaluation.head_start)", len(jobs),
-                 evaluation.head_start)
-        yield HeadStart(pool, jobs, evaluation.head_start)
-
-
 def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledImages,
              pool: LabeledImages | dict[int, LabeledImages], needs: dict[str, list[int]], folder: RunFolder | Path,
              progress, *, regimes: list[str], seeds: list[int], trained: dict | None = None,
-             head: HeadStart | None = None) -> dict | None:
+             head=None) -> dict | None:
     """Train one classifier per (regime, seed); write classifier_losses.csv and predictions.csv; return
     metrics.json's content.
 
@@ -335,8 +275,8 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
     regime with synthetic images then trains its seeds on each generator's pool.
     ``trained`` maps (regime, seed) to (classifier, its training rows) already trained exactly
     as that run would train it (the audit's real-data classifier): it is scored, not retrained.
-    ``head``: the real-data trainings :func:`head_start` began before the study; the study adds the
-    others to its workers.
+    ``head`` (a :class:`augkit.stages.head_start.HeadStart`): the real-data trainings it began before
+    the study; the study adds the others to its workers.
 
     Under torchrun (``evaluation.distribute``, see :func:`distribute_mode`) either the trainings,
     each independent and seeded, are dealt out to the ranks (training i to rank i mod N), each
