@@ -173,4 +173,4 @@ def test_synthetic_images_are_sampled_on_every_core_beside_a_head_start(tmp_path
         batches = list(generate_batches(Recording(), torch.arange(3).repeat(4), seed=0, batch_size=4))
         assert torch.get_num_threads() == side_by_side.cores() - 1
     assert len(batches) == 3 and [n for n, _ in seen] == [every] * 3
-    assert all(state == "T" for _, states in seen for state in states)  # stopped while sampling (Linux shows it)
+    assert all(state in ("T", "t") for _, states in seen for state in states)  # stopped while sampling (Linux)

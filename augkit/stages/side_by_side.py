@@ -88,6 +88,16 @@ def beside(pool: Pool, n: int) -> Iterator[None]:
         _lowered.pop()
 
 
+def _running(pid: int) -> bool:
+    """Whether Linux shows the process neither stopped nor ended (False where there is no /proc to ask)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("T", "t", "Z", "X")
+
+
 @contextlib.contextmanager
 def full_speed() -> Iterator[None]:
     """Sample synthetic images on the threads this process had before a head start took a core, its workers
@@ -189,8 +199,16 @@ class Pool:
             self._slots = max(0, min(n, self.workers))
 
     def pause(self) -> None:
-        """Stop the workers where they are (SIGSTOP; nothing where the platform has no such signal)."""
-        self._signal(getattr(signal, "SIGSTOP", None))
+        """Stop the workers where they are (SIGSTOP; nothing where the platform has no such signal).
+
+        A signal is delivered when the kernel next schedules its process, so this waits (a second at most)
+        until Linux shows every worker stopped: the caller then has the cores to itself."""
+        if self._stop.is_set() or not hasattr(signal, "SIGSTOP"):
+            return
+        self._signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 1.0
+        while any(_running(pid) for pid in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def resume(self) -> None:
         self._signal(getattr(signal, "SIGCONT", None))
