@@ -1,0 +1,92 @@
+"""A run's synthetic images audited again in a feature space that can tell the classes apart.
+
+    python benchmarks/judge_feature_space.py RUN_DIR [RUN_DIR ...]
+
+The audit's default feature space is the recipe's classifier trained on the real training split
+(``real-classifier``). At a CPU budget that classifier can be at chance (the quickstart's
+EfficientNetV2-B0 at 20 epochs recognises 33 % of held-out images, balanced), and then every
+feature-space figure of the audit (precision, recall, density, coverage, FD, label faithfulness)
+is measured in a space that cannot tell the classes apart; the run warns, but the figures still
+read "at the floor". This re-reads a phantom run (its ``recipe.yaml``'s data set and preprocessor,
+its ``splits.json``, the exported PNGs under ``synthetic/``) and audits its synthetic images with
+the same ``Auditor`` in the space of checkpoint selection's small CNN
+(``augkit.stages.selection.train_judge``, trained on the run's real training split with the
+run's seed; held-out images: the validation split, as the run's audit uses them). Prints each
+class's figures beside their real-vs-real floors and how often the CNN recognises the requested
+class. A measurement, not a plugin: it changes nothing in the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+
+import augkit
+from augkit.audit.auditor import Auditor
+from augkit.stages import selection as S
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="finished run folders on phantom data")
+args = parser.parse_args()
+
+METRICS = ("precision", "recall", "density", "coverage", "fd")
+
+
+class SmallCNNFeatures(augkit.FeatureExtractor):
+    """Selection's judge as a feature space: its pooled features, its head's class probabilities."""
+
+    def __init__(self, judge: S.Judge):
+        super().__init__()
+        self.judge = judge
+
+    def features(self, images):
+        return self.judge.embed(images)[0].float()
+
+    @torch.inference_mode()
+    def predict_proba(self, images):
+        return self.judge.head(self.features(images)).softmax(1)
+
+
+def load(run: Path):
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    source = augkit.build("dataset", recipe["dataset"]["name"], **recipe["dataset"]["options"])
+    prep = augkit.build("preprocessor", recipe["preprocessor"]["name"], **recipe["preprocessor"]["options"])
+    samples = list(source.samples())
+    images = torch.from_numpy(np.stack([prep(s.load()) for s in samples]))
+    labels = torch.tensor([s.label for s in samples])
+    split = json.loads((run / "splits.json").read_text())
+    part = lambda idx: augkit.LabeledImages(images[idx], labels[idx], source.classes)  # noqa: E731
+    synthetic, synthetic_labels = [], []
+    for c, name in enumerate(source.classes):
+        for f in sorted((run / "synthetic" / name).glob("*.png")):  # 8-bit PNGs of [-1, 1] images
+            synthetic.append(torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 127.5 - 1)[None])
+            synthetic_labels.append(c)
+    return recipe["seed"], part(split["train"]), part(split["val"]), torch.stack(synthetic), torch.tensor(synthetic_labels)
+
+
+for run in args.runs:
+    seed, train, val, synthetic, synthetic_labels = load(run)
+    judge, balanced = S.train_judge(train, val, seed=seed)
+    auditor = Auditor(SmallCNNFeatures(judge), train, val)
+    screen, feats = auditor.screen(synthetic, synthetic_labels)
+    fidelity = auditor.fidelity(feats, synthetic_labels)
+    run_audit = json.loads((run / "audit.json").read_text())
+    weak = run_audit.get("faithfulness", {}).get("real_heldout") or {}
+    print(f"{run.name}: small CNN recognises {balanced:.0%} of held-out real images (balanced); "
+          f"the run's own feature space {weak.get('balanced_accuracy', float('nan')):.0%}")
+    print(f"  {'class':<10}" + "".join(f"{m + ' syn/floor':>20}" for m in METRICS))
+    for name, figures in [*fidelity["per_class"].items(), ("overall", fidelity["overall"])]:
+        if "synthetic" not in figures:
+            print(f"  {name:<10}  {figures.get('note', 'not measured')}")
+            continue
+        s, f = figures["synthetic"], figures["real_floor"]
+        print(f"  {name:<10}" + "".join(f"{s[m]['mean']:>11.2f} / {f[m]['mean']:<6.2f}" for m in METRICS))
+    recognised = [(screen.recognised[synthetic_labels == c] == c).float().mean().item() for c in range(len(train.classes))]
+    print("  recognised as the requested class: " + ", ".join(
+        f"{name} {r:.0%}" for name, r in zip(train.classes, recognised)))
