@@ -7,8 +7,8 @@ The audit's default feature space is the recipe's classifier trained on the real
 EfficientNetV2-B0 at 20 epochs recognises 33 % of held-out images, balanced), and then every
 feature-space figure of the audit (precision, recall, density, coverage, FD, label faithfulness)
 is measured in a space that cannot tell the classes apart; the run warns, but the figures still
-read "at the floor". This re-reads a phantom run (its ``recipe.yaml``'s data set and preprocessor,
-its ``splits.json``, the exported PNGs under ``synthetic/``) and audits its synthetic images with
+read "at the floor". This re-reads a run (its data as ``augkit evaluate`` reads it: the recipe,
+the data cache beside the run, ``splits.json``; the exported PNGs under ``synthetic/``) and audits its synthetic images with
 the same ``Auditor`` in the space of checkpoint selection's small CNN
 (``augkit.stages.selection.train_judge``, trained on the run's real training split with the
 run's seed; held-out images: the validation split, as the run's audit uses them). Prints each
@@ -24,15 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image
 
 import augkit
 from augkit.audit.auditor import Auditor
+from augkit.config.recipe import load_recipe
+from augkit.outputs.progress import no_progress
+from augkit.outputs.run_folder import RunFolder
+from augkit.stages import prepare
 from augkit.stages import selection as S
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="finished run folders on phantom data")
+parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="finished run folders")
 args = parser.parse_args()
 
 METRICS = ("precision", "recall", "density", "coverage", "fd")
@@ -54,21 +57,21 @@ class SmallCNNFeatures(augkit.FeatureExtractor):
 
 
 def load(run: Path):
-    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
-    source = augkit.build("dataset", recipe["dataset"]["name"], **recipe["dataset"]["options"])
-    prep = augkit.build("preprocessor", recipe["preprocessor"]["name"], **recipe["preprocessor"]["options"])
-    samples = list(source.samples())
-    images = torch.from_numpy(np.stack([prep(s.load()) for s in samples]))
-    labels = torch.tensor([s.label for s in samples])
-    split = json.loads((run / "splits.json").read_text())
-    part = lambda idx: augkit.LabeledImages(images[idx], labels[idx], source.classes)  # noqa: E731
+    """The run's recipe, its real training and validation splits (as ``augkit evaluate`` reads them: the data
+    cache beside the run, its fingerprint checked) and its exported synthetic images."""
+    folder = RunFolder(run)
+    resolved = load_recipe(folder.file(RunFolder.RECIPE))
+    loaded = prepare.load_data(resolved, resolved.build("dataset"), resolved.build("preprocessor"), run.parent,
+                               no_progress)
+    prepare.check_fingerprint(folder, loaded.data, f"audit {run.name} again")
+    split = folder.read_json(RunFolder.SPLITS)
+    train, val = (loaded.data.subset(split[k]) for k in ("train", "val"))
     synthetic, synthetic_labels = [], []
-    for c, name in enumerate(source.classes):
+    for c, name in enumerate(loaded.data.classes):
         for f in sorted((run / "synthetic" / name).glob("*.png")):  # 8-bit PNGs of [-1, 1] images
             synthetic.append(torch.from_numpy(np.asarray(Image.open(f), dtype=np.float32) / 127.5 - 1)[None])
             synthetic_labels.append(c)
-    return recipe["seed"], part(split["train"]), part(split["val"]), torch.stack(synthetic), torch.tensor(synthetic_labels)
-
+    return resolved.recipe.seed, train, val, torch.stack(synthetic), torch.tensor(synthetic_labels)
 
 for run in args.runs:
     seed, train, val, synthetic, synthetic_labels = load(run)
