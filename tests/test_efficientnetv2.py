@@ -13,6 +13,19 @@ def test_fit_predict_and_early_stopping(tiny_images):
     assert probs.shape == (5, 3) and torch.allclose(probs.sum(1), torch.ones(5), atol=1e-5)
 
 
+def test_early_stopping_keeps_no_weights_from_before_min_epochs(tiny_images):
+    # validation labels shifted by one class: the more the model learns, the higher its validation
+    # loss, so the first epoch scores best, and a model that learnt nothing would be kept
+    val = tiny_images.subset(range(12))
+    shifted = type(val)(val.images, (val.labels + 1) % 3, val.classes)
+    clf = EfficientNetV2(variant="test_efficientnet", epochs=5, patience=1, min_epochs=3, batch_size=8, lr=3e-3)
+    rows = list(clf.fit(tiny_images, shifted, seed=0))
+    assert min(rows, key=lambda r: r["val_loss"])["step"] < 3  # the trap is set
+    kept, _ = clf._evaluate(shifted)
+    candidates = [r for r in rows if r["step"] >= 3]
+    assert kept == pytest.approx(min(r["val_loss"] for r in candidates), rel=1e-6)
+
+
 def test_same_seed_same_predictions(tiny_images):
     out = []
     for _ in range(2):

@@ -22,7 +22,7 @@ from .small_convs import use_small_map_convs
 
 
 class EfficientNetV2(augkit.Classifier):
-    """timm's EfficientNetV2 with AdamW, a cosine schedule and early stopping on validation loss."""
+    """timm's EfficientNetV2 with AdamW, a cosine schedule and early stopping on validation loss from ``min_epochs``."""
 
     supports_distributed = True  # fit() trains with DDP when the study asks for it (docs/distributed.md)
 
@@ -33,7 +33,7 @@ class EfficientNetV2(augkit.Classifier):
         )
         width: float = Field(
             1.0, gt=0, le=2, description="channel multiplier of every stage (timm's channel_multiplier): 1 is the "
-            "variant itself; 0.5 trains ~2x faster on a CPU and held accuracy at 56 px (docs/benchmarks.md). "
+            "variant itself; 0.5 trains 1.6-2.5x faster on a CPU but lost 9-13 accuracy points at 56 px (docs/benchmarks.md). "
             "Weights files only fit width 1")
         channels: Literal[1, 3] = Field(1, description="input channels")
         image_size: int = Field(112, ge=8, description="input side (informational; the networks are size-agnostic)")
@@ -41,7 +41,8 @@ class EfficientNetV2(augkit.Classifier):
         epochs: int = Field(30, ge=1, description="maximum epochs")
         patience: int = Field(8, ge=1, description="epochs without validation-loss improvement before stopping")
         min_epochs: int = Field(
-            10, ge=1, description="never stop before this many epochs: from scratch, early validation losses are noise"
+            10, ge=1, description="early stopping starts here: no stop before, and no earlier epoch's weights kept "
+            "(from scratch, early validation losses are noise: a model answering the class shares can score best)"
         )
         batch_size: int = Field(32, ge=2)
         lr: float = Field(1e-3, gt=0, description="AdamW learning rate (cosine-decayed over epochs)")
@@ -164,7 +165,9 @@ class EfficientNetV2(augkit.Classifier):
 
         ``epochs`` rounds of validation (early stopping counts them, as epochs): a round is an epoch
         over ``train``, or with ``steps`` (an equal step budget, ``budget_steps``) ``steps / epochs``
-        optimizer steps, the batches running on through successive shuffles of ``train``.
+        optimizer steps, the batches running on through successive shuffles of ``train``. The round
+        with the lowest validation loss from ``min_epochs`` on is kept; ``patience`` rounds without a
+        lower one after it stop training.
 
         Each epoch's order comes from torch's ``DistributedSampler`` (one replica in one process),
         and ``batch_size`` is the global batch: rank r takes ``batch_size / N`` images a step from
@@ -229,7 +232,12 @@ class EfficientNetV2(augkit.Classifier):
                 for buffer in model.buffers():
                     torch.distributed.broadcast(buffer, 0)
             val_loss, val_acc = self._evaluate(val)
-            if val_loss < best - 1e-4:
+            # from scratch, early validation losses are noise: a model that still answers the class
+            # shares scores lower than one that has begun to learn, and keeping it would measure the
+            # shares (Keras' EarlyStopping(start_from_epoch=...)): rounds before min_epochs are not candidates
+            if epoch < o.min_epochs:
+                pass
+            elif val_loss < best - 1e-4:
                 best, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
             else:
                 waited += 1
