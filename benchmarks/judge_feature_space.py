@@ -9,9 +9,9 @@ feature-space figure of the audit (precision, recall, density, coverage, FD, lab
 is measured in a space that cannot tell the classes apart; the run warns, but the figures still
 read "at the floor". This re-reads a run (its data as ``augkit evaluate`` reads it: the recipe,
 the data cache beside the run, ``splits.json``; the exported PNGs under ``synthetic/``) and audits its synthetic images with
-the same ``Auditor`` in the space of checkpoint selection's small CNN
-(``augkit.stages.selection.train_judge``, trained on the run's real training split with the
-run's seed; held-out images: the validation split, as the run's audit uses them). Prints each
+the same ``Auditor`` in the space of checkpoint selection's small CNN (the ``small-cnn``
+feature extractor: ``augkit.stages.selection.train_judge``, trained on the run's real training
+split with the run's seed; held-out images: the validation split, as the run's audit uses them). Prints each
 class's figures beside their real-vs-real floors and how often the CNN recognises the requested
 class. A measurement, not a plugin: it changes nothing in the run.
 """
@@ -32,28 +32,12 @@ from augkit.config.recipe import load_recipe
 from augkit.outputs.progress import no_progress
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import prepare
-from augkit.stages import selection as S
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="finished run folders")
 args = parser.parse_args()
 
 METRICS = ("precision", "recall", "density", "coverage", "fd")
-
-
-class SmallCNNFeatures(augkit.FeatureExtractor):
-    """Selection's judge as a feature space: its pooled features, its head's class probabilities."""
-
-    def __init__(self, judge: S.Judge):
-        super().__init__()
-        self.judge = judge
-
-    def features(self, images):
-        return self.judge.embed(images)[0].float()
-
-    @torch.inference_mode()
-    def predict_proba(self, images):
-        return self.judge.head(self.features(images)).softmax(1)
 
 
 def load(run: Path):
@@ -75,8 +59,9 @@ def load(run: Path):
 
 for run in args.runs:
     seed, train, val, synthetic, synthetic_labels = load(run)
-    judge, balanced = S.train_judge(train, val, seed=seed)
-    auditor = Auditor(SmallCNNFeatures(judge), train, val)
+    extractor = augkit.build("feature_extractor", "small-cnn")  # selection's judge, as a feature extractor plugin
+    balanced = list(extractor.fit(train, val, seed=seed))[-1]["val_balanced_accuracy"]
+    auditor = Auditor(extractor, train, val)
     screen, feats = auditor.screen(synthetic, synthetic_labels)
     fidelity = auditor.fidelity(feats, synthetic_labels)
     run_audit = json.loads((run / "audit.json").read_text())
