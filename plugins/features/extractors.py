@@ -127,9 +127,8 @@ class SmallCNNFeatures(augkit.FeatureExtractor):
             raise RuntimeError("small-cnn: fit() on real training images before computing features")
         return self._judge
 
-    @torch.inference_mode()
-    def features(self, images: Tensor) -> Tensor:
-        return self._trained().embed(images.float())[0].float()
+    def features(self, images: Tensor) -> Tensor:  # Judge.embed: eval mode, inference mode, batches of 256
+        return self._trained().embed(images.float())[0]
 
     @torch.inference_mode()
     def predict_proba(self, images: Tensor) -> Tensor:
