@@ -120,11 +120,12 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
                                    f"has no generator trained with seed {seed} (evaluate trains no generator): ask "
                                    "for at most the generator seeds the run trained"])
             checkpoint = checkpoint_used(trained)
-            generator = resolved.plugins["generator"][0].load(checkpoint)
+            changed = changed_generator_options(resolved, made)
+            generator = _load_generator(resolved, checkpoint, changed)
             log.info("evaluating %s with the generator of %s (seed %d)", run.path.name, checkpoint.name, seed)
             sub = folder if seed == recipe.seed else folder.generator_seed(seed)
             pools[seed], needs = regenerate_pool(resolved.with_seed(seed), generator, trained, train, val, sub, progress,
-                                                 original=made.with_seed(seed).recipe)
+                                                 original=made.with_seed(seed).recipe, changed=changed)
         pool = pools[recipe.seed] if len(pools) == 1 else pools
         metrics = study.evaluate(resolved, train, val, test, pool, needs, folder, progress,
                                  regimes=recipe.evaluation.all_regimes(), seeds=_seeds(resolved))
@@ -135,6 +136,28 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         run_report.write(run.path, folder.path)
         folder.close_board()
     return folder.path
+
+
+def changed_generator_options(resolved: ResolvedRecipe, made: ResolvedRecipe) -> dict:
+    """The generator options an evaluation's overrides change from the run's (e.g. ``guidance``)."""
+    now, then = (r.plugins["generator"][1].model_dump() for r in (resolved, made))
+    return {k: v for k, v in now.items() if then.get(k) != v}
+
+
+def _load_generator(resolved: ResolvedRecipe, checkpoint: Path, changed: dict):
+    """The run's generator from ``checkpoint``, with the evaluation's changed options (a sampling option such as
+    ``guidance``; the plugin refuses what cannot change once trained)."""
+    cls = resolved.plugins["generator"][0]
+    if not changed:
+        return cls.load(checkpoint)
+    keys = ", ".join(f"generator.options.{k}" for k in changed)
+    try:
+        return cls.load(checkpoint, **changed)
+    except TypeError as exc:
+        raise RecipeError([f"{keys}: the {resolved.recipe.generator.name!r} generator takes no options when it "
+                           f"loads a checkpoint ({exc}); evaluate without changing them"]) from exc
+    except ValueError as exc:
+        raise RecipeError([f"{keys}: {exc}"]) from exc
 
 
 def generator_seeds(resolved: ResolvedRecipe) -> list[int]:

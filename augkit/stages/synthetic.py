@@ -89,8 +89,8 @@ def sample_synthetic(resolved: ResolvedRecipe, generator: Generator, checkpoint:
 
 
 def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFolder, train: LabeledImages,
-                    val: LabeledImages, folder: RunFolder, progress: Progress, *, original: Recipe | None = None
-                    ) -> tuple[LabeledImages, dict[str, list[int]]]:
+                    val: LabeledImages, folder: RunFolder, progress: Progress, *, original: Recipe | None = None,
+                    changed: dict | None = None) -> tuple[LabeledImages, dict[str, list[int]]]:
     """A finished run's pool generated again, plus what a larger evaluation needs.
 
     The run's own pool first, exactly as the run made it (its audited set when it has one: same
@@ -99,13 +99,19 @@ def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFold
     last one, audited like the run's when the recipe audits (``audit.json`` and ``audit/`` of the
     evaluation folder then describe these extra images). ``synthetic_seeds.json`` in ``folder``
     records which batch seeds the pool holds. ``original``: the recipe ``run``'s generator was trained and
-    sampled with (default: ``run``'s recipe.yaml, without the evaluation's overrides).
+    sampled with (default: ``run``'s recipe.yaml, without the evaluation's overrides). ``changed``: generator
+    options the evaluation changed (``generator`` was loaded with them): the run's images are then not
+    the generator's any more, so the whole pool is sampled anew from the run's batch seeds and audited.
     """
     recipe = resolved.recipe
     needs, _ = pool_plan(recipe, train)
     if original is None:
         original = load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry).recipe
-    if run.exists(RunFolder.FLAGS):
+    if changed:
+        log.info("generator options changed from the run's (%s): the synthetic images are sampled again",
+                 ", ".join(f"{k} {v!r}" for k, v in changed.items()))
+        batches = []
+    elif run.exists(RunFolder.FLAGS):
         from augkit import audit  # the audit's maths only when there is an audited set to read
 
         batches = audit.regenerate(generator, run.file(RunFolder.FLAGS), train.classes, progress=progress)
@@ -115,15 +121,17 @@ def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFold
                                         progress=progress, shard=True))
     have = pool_of(batches, train).counts()
     short = [max(w - h, 0) for w, h in zip(study.pool_counts(needs, len(train.classes)), have)]
-    record = {"run": {"images": sum(have), "batch_seeds": sorted({b.seed for b in batches})}}
+    record = {"run": {"images": sum(have), "batch_seeds": sorted({b.seed for b in batches})},
+              **({"generator_options_changed": changed} if changed else {})}
     if sum(short):
         base = original.seed * 1_000_003
         first = max((b.seed - base for b in batches), default=-1) + 1
         labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(short)])
         extra = list(generate_batches(generator, labels, seed=original.seed, batch_size=recipe.synthetic.batch_size,
                                       progress=progress, first=first, shard=True))
-        log.info("the evaluation needs %s more synthetic images per class than the run exported: generated with "
-                 "batch seeds from %d", short, base + first)
+        if batches:
+            log.info("the evaluation needs %s more synthetic images per class than the run exported: generated with "
+                     "batch seeds from %d", short, base + first)
         if recipe.audit.enabled:
             extra, _ = screening.audit_pool(resolved, generator, extra, train, val, folder, progress, first=first)
         record["extra"] = {"images": sum(len(b.labels) for b in extra), "per_class": short,

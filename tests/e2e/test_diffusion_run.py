@@ -29,3 +29,19 @@ def test_a_diffusion_run_is_selected_audited_studied_and_generates(tmp_path, cli
     out = tmp_path / "generated"
     cli("generate", run_dir / "checkpoints" / selection["used"], "--class", "virus", "-n", "5", "--seed", "2", "--out", out)
     assert len(list(out.rglob("*.png"))) == 5
+
+    # a sampling option changed at evaluation: the pool is sampled again with it (and audited), not the run's
+    # images re-used under a recipe that says otherwise
+    result = cli("evaluate", run_dir, "--seeds", "1", "--regimes", "fake", "--ratios", "",
+                 "--set", "generator.options.guidance=3")
+    again = Path(result.stdout.strip().splitlines()[-1])
+    seeds = json.loads((again / "synthetic_seeds.json").read_text())
+    assert seeds["generator_options_changed"] == {"guidance": 3.0}
+    assert seeds["run"]["images"] == 0 and seeds["extra"]["images"] == 36 and seeds["extra"]["audited"]
+    assert "guidance: 3.0" in (again / "recipe.yaml").read_text()
+    same = Path(cli("evaluate", run_dir, "--seeds", "1", "--regimes", "fake", "--ratios", "").stdout
+                .strip().splitlines()[-1])
+    assert "generator_options_changed" not in json.loads((same / "synthetic_seeds.json").read_text())
+    # what the network was trained as cannot change: a clear error naming the option, no traceback
+    out = cli("evaluate", run_dir, "--set", "generator.options.widths=[32,32]", expect=2).output
+    assert "generator.options.widths" in out and "cannot change once trained" in out and "Traceback" not in out
