@@ -73,6 +73,26 @@ def test_guidance_one_is_the_conditional_model_alone(tiny_images):
     assert calls == [4] * TINY["sampling_steps"]
 
 
+def test_guidance_applies_only_inside_its_interval(tiny_images):
+    """TINY's 3 rflow steps sit at noise levels 1, 2/3 and 1/3: guidance on [0, 0.5] guides the last alone,
+    the first two are the conditional model's alone (one pass of the two images, no null-class pass)."""
+    model = Diffusion(**{**TINY, "sampling_steps": 3}, iterations=2, guidance=3.0)
+    list(model.fit(tiny_images, seed=0))
+    calls = []
+    model.ema_net.register_forward_hook(lambda m, args, kwargs, out: calls.append(len(kwargs["class_labels"])),
+                                        with_kwargs=True)
+    model.sample(torch.tensor([0, 1]), seed=0)
+    assert calls == [4, 4, 4]
+    calls.clear()
+    model.options = model.Options(**{**model.options.model_dump(), "guidance_interval": (0.0, 0.5)})
+    model.sample(torch.tensor([0, 1]), seed=0)
+    assert calls == [2, 2, 4]
+    model.options = model.Options(**{**model.options.model_dump(), "guidance_interval": (0.9, 1.0)})
+    calls.clear()
+    model.sample(torch.tensor([0, 1]), seed=0)
+    assert calls == [4, 2, 2]
+
+
 def test_sampling_in_batches_gives_the_same_images(tiny_images):
     model = Diffusion(**TINY, iterations=2)
     list(model.fit(tiny_images, seed=0))
@@ -90,6 +110,8 @@ def test_sampling_in_batches_gives_the_same_images(tiny_images):
     ({"widths": [16, 24], "attention": [False, False]}, "width 24 has attention"),  # MONAI's middle block has
     ({"sampling_steps": 200, "train_timesteps": 100}, "sampling_steps 200"),
     ({"label_dropout": 0.0}, "with label_dropout 0, set guidance 1"),
+    ({"guidance_interval": [0.7, 0.2]}, "guidance_interval"),
+    ({"guidance_interval": [0.0, 1.5]}, "guidance_interval"),
 ])
 def test_bad_options_name_the_field(bad, field):
     with pytest.raises(ValidationError, match=field):

@@ -11,7 +11,7 @@ Salimans 2022). Two objectives from MONAI's schedulers:
   timesteps); sampling is deterministic DDIM (``DDIMScheduler``, eta 0) in ``sampling_steps`` steps.
 
 Sampling mixes the class-conditional and unconditional predictions with ``guidance``
-(1: conditional only, no second pass). An exponential moving average of the weights samples.
+(1: conditional only, no second pass), at the noise levels in ``guidance_interval``. An exponential moving average of the weights samples.
 Every random draw of training (batch, noise, noise level, dropped labels) comes from one seeded
 generator saved in the checkpoint, so a resumed run continues bit for bit.
 """
@@ -65,6 +65,10 @@ class Diffusion(augkit.Generator):
         sampling_steps: int = Field(25, ge=1, description="denoising steps per sample (few-step Euler or DDIM)")
         guidance: float = Field(2.0, ge=1, description="classifier-free guidance scale; 1: conditional only (one "
                                 "network pass per step instead of two)")
+        guidance_interval: tuple[float, float] = Field(
+            (0.0, 1.0), description="the noise levels where guidance applies, as shares of the schedule (0: the "
+            "clean image, 1: pure noise); elsewhere one conditional pass. Guidance at the highest levels, where the "
+            "layout is drawn, costs diversity (Kynkaanniemi et al. 2024); [0, 1]: every step")
         label_dropout: float = Field(0.1, ge=0, lt=1, description="share of training images shown the null class "
                                      "(what guidance needs; 0 turns guidance off: set guidance 1)")
         iterations: int = Field(3000, ge=1, description="training iterations")
@@ -111,6 +115,10 @@ class Diffusion(augkit.Generator):
                                      f"not a multiple of head_channels {self.head_channels}")
             if self.sampling_steps > self.train_timesteps:
                 raise ValueError(f"sampling_steps {self.sampling_steps} exceeds train_timesteps {self.train_timesteps}")
+            low, high = self.guidance_interval
+            if not 0 <= low < high <= 1:
+                raise ValueError(f"guidance_interval {[low, high]} is not two noise levels 0 <= low < high <= 1, "
+                                 "e.g. [0, 0.7]")
             if self.guidance != 1 and not self.label_dropout:
                 raise ValueError("guidance needs the null class that label_dropout trains: with label_dropout 0, "
                                  "set guidance 1")
@@ -315,7 +323,8 @@ class Diffusion(augkit.Generator):
 
     def _predict(self, net: torch.nn.Module, x: Tensor, t: float, y: Tensor, null: Tensor) -> Tensor:
         o = self.options
-        guided = o.guidance != 1.0
+        low, high = o.guidance_interval
+        guided = o.guidance != 1.0 and low <= t / o.train_timesteps <= high
         xs, ys = (torch.cat([x, x]), torch.cat([y, null])) if guided else (x, y)
         ts = torch.full((len(xs),), t, device=x.device)
         with accel.autocast(x.device, self.precision):
