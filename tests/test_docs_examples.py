@@ -30,7 +30,8 @@ Speed: a fork server
 
 Placeholders, replaced in every block before it runs
     ``runs/<name>-<YYYYmmdd-HHMMSS>``  a finished run folder: one tiny run (examples/tiny.yaml with
-                                       RUN_OVERRIDES) made once per test session;
+                                       RUN_OVERRIDES) made once per test session; ``runs/quickstart-...``
+                                       a tiny run with the quickstart's generator (diffusion) instead;
     ``/data/chest_xray``, ...          tiny generated trees in each documented layout (DATA_TREES).
 
 python
@@ -93,7 +94,11 @@ TIMEOUT = 120
 # The session's finished run, standing for every ``runs/<name>-<stamp>`` in the docs.
 RUN_OVERRIDES = ["evaluation.seeds=1", "evaluation.regimes=[real,fake+real]", "evaluation.ratios=[]",
                  "selection.judge_steps=100"]
-RUN_FOLDER = re.compile(r"runs/[A-Za-z0-9_.-]+?-\d{8}-\d{6}")
+RUN_FOLDER = re.compile(r"runs/([A-Za-z0-9_.-]+?)-\d{8}-\d{6}")
+# runs/quickstart-...: the quickstart's generator (diffusion), at tiny.yaml's size and cost
+QUICKSTART_GENERATOR = {"name": "diffusion", "options": {"widths": [16, 16], "attention": [False, True],
+                                                         "head_channels": 16, "norm_groups": 8, "iterations": 20,
+                                                         "batch_size": 16, "sampling_steps": 4}}
 
 # What the commands in the docs would cost whole, and what runs instead (see ``cheaper``):
 CHEAPER = """
@@ -311,6 +316,14 @@ def finished_run(tmp_path_factory) -> Path:
                       overrides=RUN_OVERRIDES)
 
 
+@pytest.fixture(scope="session")
+def finished_quickstart_run(tmp_path_factory) -> Path:
+    import augkit
+
+    return augkit.run(ROOT / "examples" / "tiny.yaml", tmp_path_factory.mktemp("session") / "runs",
+                      overrides=[*RUN_OVERRIDES, f"generator={json.dumps(QUICKSTART_GENERATOR)}"])
+
+
 def _gray(size: int, seed: int, disc: int) -> np.ndarray:
     yy, xx = np.mgrid[:size, :size]
     rng = np.random.default_rng(seed)
@@ -403,8 +416,8 @@ def substitute(request, data_trees):
     def apply(text: str) -> str:
         for placeholder, path in data_trees.items():
             text = text.replace(placeholder, str(path))
-        if RUN_FOLDER.search(text):
-            text = RUN_FOLDER.sub(str(request.getfixturevalue("finished_run")), text)
+        text = RUN_FOLDER.sub(lambda m: str(request.getfixturevalue(
+            "finished_quickstart_run" if m.group(1) == "quickstart" else "finished_run")), text)
         return text
 
     return apply
