@@ -13,6 +13,7 @@ the synthetic images and train their share of the classifier study.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from contextlib import contextmanager
@@ -122,6 +123,10 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
             checkpoint = checkpoint_used(trained)
             changed = changed_generator_options(resolved, made)
             generator = _load_generator(resolved, checkpoint, changed)
+            if changed and seed == recipe.seed:
+                folder.warn(f"generator options changed from the run's ({', '.join(f'{k} {v}' for k, v in changed.items())}): "
+                            "this evaluation sampled its synthetic images again with them and audited them (audit.json "
+                            "here); the run's grids show the run's images")
             log.info("evaluating %s with the generator of %s (seed %d)", run.path.name, checkpoint.name, seed)
             sub = folder if seed == recipe.seed else folder.generator_seed(seed)
             pools[seed], needs = regenerate_pool(resolved.with_seed(seed), generator, trained, train, val, sub, progress,
@@ -151,13 +156,15 @@ def _load_generator(resolved: ResolvedRecipe, checkpoint: Path, changed: dict):
     if not changed:
         return cls.load(checkpoint)
     keys = ", ".join(f"generator.options.{k}" for k in changed)
+    parameters = inspect.signature(cls.load).parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        raise RecipeError([f"{keys}: the {resolved.recipe.generator.name!r} generator takes no options when it "
+                           "loads a checkpoint; evaluate without changing them"])
     try:
         return cls.load(checkpoint, **changed)
-    except TypeError as exc:
-        raise RecipeError([f"{keys}: the {resolved.recipe.generator.name!r} generator takes no options when it "
-                           f"loads a checkpoint ({exc}); evaluate without changing them"]) from exc
-    except ValueError as exc:
-        raise RecipeError([f"{keys}: {exc}"]) from exc
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: a state dict that does not fit the changed options
+        raise RecipeError([f"generator.options ({keys}): {str(exc).splitlines()[0]}; drop that --set, or train a "
+                           "new run with it"]) from exc
 
 
 def generator_seeds(resolved: ResolvedRecipe) -> list[int]:

@@ -106,7 +106,8 @@ python3 -m venv DIR              nothing: the workspace's .venv stands for the v
 pip install [-e] PATH[EXTRAS]    PATH must hold a pyproject.toml declaring EXTRAS, and its
                                  distribution must be installed in this venv; nothing is installed
 augkit run RECIPE ARGS           augkit validate RECIPE ARGS (without --out): a run takes minutes
-augkit evaluate RUN ARGS         augkit evaluate RUN ARGS --seeds 1 (RUN: the session's tiny run)
+augkit evaluate RUN ARGS         augkit evaluate RUN ARGS --seeds 1 (RUN: the session's tiny run, or
+                                 its diffusion run for runs/quickstart-...)
 python -m pytest ARGS            python -m pytest --collect-only ARGS, in the repository
 python examples/library.py,      byte-compiled; tests/e2e/test_examples.py runs them whole
   python examples/monai_pipeline.py  (checked: it names them)

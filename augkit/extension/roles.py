@@ -171,7 +171,10 @@ class Generator(Plugin):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path) -> Generator: ...
+    def load(cls, path: Path) -> Generator:
+        """Restore a checkpoint. A ``load(cls, path, **overrides)`` also lets ``augkit evaluate --set
+        generator.options.X=...`` change a sampling option; raise ``ValueError`` naming an option that
+        cannot change once trained."""
 
 
 class Classifier(Plugin):

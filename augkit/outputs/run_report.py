@@ -81,7 +81,10 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
     out_dir = out_dir or run_dir
     metrics = read_json(out_dir / RunFolder.METRICS)
     data = read_json(run_dir / RunFolder.DATA, {})
-    recipe = (run_dir / RunFolder.RECIPE).read_text() if (run_dir / RunFolder.RECIPE).exists() else ""
+    # an evaluation that changed generator options sampled (and audited) its own images: its recipe and audit
+    resampled = out_dir != run_dir and read_json(out_dir / RunFolder.SYNTHETIC_SEEDS, {}).get("generator_options_changed")
+    own = out_dir if resampled else run_dir
+    recipe = (own / RunFolder.RECIPE).read_text() if (own / RunFolder.RECIPE).exists() else ""
     classes = metrics["classes"]
     rel = lambda p: Path(p).relative_to(out_dir).as_posix() if out_dir == run_dir else Path("..", "..", Path(p).relative_to(run_dir)).as_posix()  # noqa: E731
     out: list = [Heading(f"augkit report: {run_dir.name}", 1)]
@@ -90,7 +93,8 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         out += [Heading("Verdict"), Bullets(headline, kind="plain")]
 
     warnings = list(metrics.get("warnings", []))
-    warnings = list(dict.fromkeys(RunFolder(run_dir).warnings() + warnings))
+    warnings = list(dict.fromkeys(RunFolder(run_dir).warnings() + warnings
+                                  + (RunFolder(out_dir).warnings() if out_dir != run_dir else [])))
     out += [Heading("Warnings")]
     out += [Bullets(warnings)] if warnings else [Para("None.")]
 
@@ -111,7 +115,10 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         if len(rows) > 20:
             out.append(Para(f"... and {len(rows) - 20} more in skipped.csv."))
 
-    out += [Heading("Synthetic images"), Para("Generated images of each class (left) beside real training images (right).")]
+    out += [Heading("Synthetic images"), Para("Generated images of each class (left) beside real training images (right)."
+                                              + (" These are the run's images: this evaluation sampled its own with "
+                                                 f"other generator options ({_options(resampled)}); the audit below "
+                                                 "is of those." if resampled else ""))]
     for c in classes:
         # each grid carries its title ("synthetic: normal"); the caption says which file it is, not the title again
         pair = [Image(rel(run_dir / RunFolder.SAMPLES / f"{name}.png"), f"{RunFolder.SAMPLES}/{name}.png")
@@ -119,9 +126,9 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         if pair:
             out.append(Row(pair))
 
-    audit = read_json(run_dir / RunFolder.AUDIT)
+    audit = read_json(own / RunFolder.AUDIT)
     if audit:
-        out += audit_blocks(audit, classes, rel(run_dir / RunFolder.AUDIT_DIR))
+        out += audit_blocks(audit, classes, rel(own / RunFolder.AUDIT_DIR))
 
     out += [Heading("Generator training")]
     if (run_dir / RunFolder.LOSSES_PLOT).exists():
@@ -168,6 +175,10 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
     out += [Heading("Recipe"), Para("The fully resolved recipe of this run:"), Table([RunFolder.RECIPE], [[recipe]])]
     out.insert(1, Contents([b.text for b in out if isinstance(b, Heading) and b.level == 2]))
     return out
+
+
+def _options(changed: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in changed.items())
 
 
 def _ms(stat: dict | None, digits: int = 3) -> str:

@@ -101,7 +101,8 @@ def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFold
     records which batch seeds the pool holds. ``original``: the recipe ``run``'s generator was trained and
     sampled with (default: ``run``'s recipe.yaml, without the evaluation's overrides). ``changed``: generator
     options the evaluation changed (``generator`` was loaded with them): the run's images are then not
-    the generator's any more, so the whole pool is sampled anew from the run's batch seeds and audited.
+    the generator's any more, so the pool the evaluation needs is sampled anew (batch seeds from the run's
+    first, in the evaluation's counts) and audited.
     """
     recipe = resolved.recipe
     needs, _ = pool_plan(recipe, train)

@@ -360,7 +360,7 @@ class Diffusion(augkit.Generator):
         fixed = sorted(k for k in overrides if k in FIXED and overrides[k] != blob["options"].get(k))
         if fixed:
             had = ", ".join(f"{k}={blob['options'].get(k)!r}" for k in fixed)
-            raise ValueError(f"{path}: {', '.join(fixed)} cannot change once trained (the checkpoint has {had})")
+            raise ValueError(f"{path.name}: {', '.join(fixed)} cannot change once trained (the checkpoint has {had})")
         self = cls(cls.Options.model_validate({**blob["options"], **overrides}))
         self._classes = blob["classes"]
         self._build(len(self._classes))

@@ -146,6 +146,21 @@ def test_evaluate_generates_and_audits_what_larger_ratios_need(two_runs, cli):
     assert audit and (out / "audit" / "flags.csv").is_file()
 
 
+def test_evaluate_samples_again_with_a_changed_sampling_option_and_refuses_a_fixed_one(two_runs, cli):
+    run_dir, _ = two_runs[0]
+    result = cli("evaluate", run_dir, "--seeds", "1", "--regimes", "fake", "--ratios", "",
+                 "--set", "generator.options.ema_statistics=live")
+    out = Path(result.stdout.strip().splitlines()[-1])
+    assert json.loads((out / "synthetic_seeds.json").read_text())["generator_options_changed"] == {
+        "ema_statistics": "live"}
+    page = (out / "report.html").read_text()
+    assert "sampled its own with other generator options (ema_statistics live)" in page
+    assert "generator options changed from the run&#x27;s" in page or "generator options changed from the run's" in page
+    refused = cli("evaluate", run_dir, "--set", "generator.options.width=32", expect=2).output
+    assert "generator.options.width" in refused and "cannot change once trained" in refused
+    assert "Traceback" not in refused and str(run_dir / "checkpoints") not in refused
+
+
 def test_evaluate_refuses_data_that_is_not_the_runs(two_runs, cli):
     run_dir, _ = two_runs[0]
     out = cli("evaluate", run_dir, "--set", "dataset.options.counts.virus=13", expect=2).output
