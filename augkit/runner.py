@@ -114,6 +114,11 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         split = run.read_json(RunFolder.SPLITS)
         train, val, test = (loaded.data.subset(split[k]) for k in ("train", "val", "test"))
         pools, made = {}, load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry)  # without the overrides
+        changed = changed_generator_options(resolved, made)
+        if changed:
+            folder.warn(f"generator options changed from the run's ({run_report.options_text(changed)}): this "
+                        "evaluation sampled its synthetic images again with them and audited them (audit.json here); "
+                        "the run's grids show the run's images")
         for seed in generator_seeds(resolved):
             trained = run if seed == recipe.seed else run.generator_seed(seed, create=False)
             if not trained.exists(RunFolder.CHECKPOINTS):
@@ -121,12 +126,7 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
                                    f"has no generator trained with seed {seed} (evaluate trains no generator): ask "
                                    "for at most the generator seeds the run trained"])
             checkpoint = checkpoint_used(trained)
-            changed = changed_generator_options(resolved, made)
             generator = _load_generator(resolved, checkpoint, changed)
-            if changed and seed == recipe.seed:
-                folder.warn(f"generator options changed from the run's ({', '.join(f'{k} {v}' for k, v in changed.items())}): "
-                            "this evaluation sampled its synthetic images again with them and audited them (audit.json "
-                            "here); the run's grids show the run's images")
             log.info("evaluating %s with the generator of %s (seed %d)", run.path.name, checkpoint.name, seed)
             sub = folder if seed == recipe.seed else folder.generator_seed(seed)
             pools[seed], needs = regenerate_pool(resolved.with_seed(seed), generator, trained, train, val, sub, progress,

@@ -174,7 +174,17 @@ class Generator(Plugin):
     def load(cls, path: Path) -> Generator:
         """Restore a checkpoint. A ``load(cls, path, **overrides)`` also lets ``augkit evaluate --set
         generator.options.X=...`` change a sampling option; raise ``ValueError`` naming an option that
-        cannot change once trained."""
+        cannot change once trained (:meth:`refuse_fixed`)."""
+
+    @staticmethod
+    def refuse_fixed(path: Path, saved: dict, overrides: dict, fixed: Iterable[str], same=None) -> None:
+        """Raise ``ValueError`` naming each of ``fixed`` that ``overrides`` changes from the checkpoint's ``saved``
+        options (``same(key, saved_value, new_value)`` compares; default ``==``)."""
+        same = same or (lambda key, a, b: a == b)
+        keys = sorted(k for k in overrides if k in fixed and not same(k, saved.get(k), overrides[k]))
+        if keys:
+            had = ", ".join(f"{k}={saved.get(k)!r}" for k in keys)
+            raise ValueError(f"{Path(path).name}: {', '.join(keys)} cannot change once trained (the checkpoint has {had})")
 
 
 class Classifier(Plugin):

@@ -117,7 +117,7 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
 
     out += [Heading("Synthetic images"), Para("Generated images of each class (left) beside real training images (right)."
                                               + (" These are the run's images: this evaluation sampled its own with "
-                                                 f"other generator options ({_options(resampled)}); the audit below "
+                                                 f"other generator options ({options_text(resampled)}); the audit below "
                                                  "is of those." if resampled else ""))]
     for c in classes:
         # each grid carries its title ("synthetic: normal"); the caption says which file it is, not the title again
@@ -177,7 +177,8 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
     return out
 
 
-def _options(changed: dict) -> str:
+def options_text(changed: dict) -> str:
+    """``guidance 3.0, sampling_steps 8``: generator options an evaluation changed."""
     return ", ".join(f"{k} {v}" for k, v in changed.items())
 
 

@@ -24,7 +24,7 @@ from augkit.config.recipe import Recipe, ResolvedRecipe, load_recipe
 from augkit.extension.names import check_class_name
 from augkit.extension.registry import Registry, get_plugin_manager
 from augkit.extension.roles import Exporter, Generator, LabeledImages
-from augkit.outputs import report
+from augkit.outputs import report, run_report
 from augkit.outputs.files import sha256_file
 from augkit.outputs.progress import Progress, no_progress
 from augkit.outputs.run_folder import RunFolder
@@ -110,7 +110,7 @@ def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFold
         original = load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry).recipe
     if changed:
         log.info("generator options changed from the run's (%s): the synthetic images are sampled again",
-                 ", ".join(f"{k} {v!r}" for k, v in changed.items()))
+                 run_report.options_text(changed))
         batches = []
     elif run.exists(RunFolder.FLAGS):
         from augkit import audit  # the audit's maths only when there is an audited set to read

@@ -47,7 +47,7 @@ PAPER = {
 FORMAT = "augkit-acgan-2"
 # what the networks' tensors depend on: a checkpoint cannot load with other values
 FIXED = ("image_size", "channels", "width", "latent_dim", "embed_dim", "spectral_norm", "spectral_norm_g",
-         "class_loss")
+         "class_loss", "ema")  # ema: whether there is an EMA generator; its decay may change
 
 
 class ACGAN(augkit.Generator):
@@ -375,12 +375,8 @@ class ACGAN(augkit.Generator):
         blob = torch.load(path, weights_only=True, map_location="cpu")
         if blob.get("format") != FORMAT:
             raise ValueError(f"{path} is not an augkit AC-GAN checkpoint (format {FORMAT})")
-        fixed = sorted(k for k in overrides if (k in FIXED and overrides[k] != blob["options"].get(k))
-                       or (k == "ema" and (overrides[k] is None) != (blob["options"].get(k) is None)))
-        if fixed:
-            had = ", ".join(f"{k}={blob['options'].get(k)!r}" for k in fixed)
-            raise ValueError(f"{Path(path).name}: {', '.join(fixed)} cannot change once trained (the checkpoint has "
-                             f"{had})")
+        cls.refuse_fixed(path, blob["options"], overrides, FIXED,
+                         same=lambda k, a, b: (a is None) == (b is None) if k == "ema" else a == b)
         self = cls(cls.Options.model_validate({**blob["options"], **overrides}))
         self._classes = blob["classes"]
         self._build(len(self._classes))

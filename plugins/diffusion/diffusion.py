@@ -357,10 +357,7 @@ class Diffusion(augkit.Generator):
         blob = torch.load(path, weights_only=True, map_location="cpu")
         if blob.get("format") != FORMAT:
             raise ValueError(f"{path} is not an augkit diffusion checkpoint (format {FORMAT})")
-        fixed = sorted(k for k in overrides if k in FIXED and overrides[k] != blob["options"].get(k))
-        if fixed:
-            had = ", ".join(f"{k}={blob['options'].get(k)!r}" for k in fixed)
-            raise ValueError(f"{path.name}: {', '.join(fixed)} cannot change once trained (the checkpoint has {had})")
+        cls.refuse_fixed(path, blob["options"], overrides, FIXED)
         self = cls(cls.Options.model_validate({**blob["options"], **overrides}))
         self._classes = blob["classes"]
         self._build(len(self._classes))
