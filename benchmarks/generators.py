@@ -1,7 +1,7 @@
 """Generators side by side: collapse, fidelity against the floors, usefulness, copies, time.
 
     python benchmarks/generators.py [--configs old new] [--settings quickstart chest-harder brain-harder]
-                                    [--seeds 3] [--regimes real fake] [--out DIR]
+                                    [--seeds 3] [--first-seed 0] [--regimes real fake] [--out DIR]
 
 Every (setting, configuration, seed) is one ``augkit run`` of examples/quickstart_acgan.yaml (the
 quickstart's data, classifier and study with the AC-GAN) with the setting's data and the
@@ -69,6 +69,7 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--configs", nargs="+", default=["old", "new"], choices=sorted(CONFIGS))
 parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=sorted(SETTINGS))
 parser.add_argument("--seeds", type=int, default=3)
+parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, ... (add seeds to a comparison)")
 parser.add_argument("--regimes", nargs="+", default=["real", "fake", "fake+real", "real+classic", "fake+real+classic"])
 parser.add_argument("--set", nargs="*", default=[], help="further overrides for every run, KEY=VALUE")
 parser.add_argument("--out", default="/tmp/augkit-generators")
@@ -112,7 +113,7 @@ def run(setting: str, config: str, seed: int) -> dict:
 
 results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
 for setting in args.settings:
-    for seed in range(args.seeds):  # seed by seed: a comparison cut short still compares every configuration
+    for seed in range(args.first_seed, args.first_seed + args.seeds):  # seed by seed: a comparison cut short still compares every configuration
         for config in args.configs:
             key = f"{setting}/{config}/{seed}"
             if key not in results:  # an interrupted comparison goes on where it stopped
@@ -134,6 +135,7 @@ print(f"\n{'setting':14s} {'config':14s} " + " ".join(f"{c:>18s}" for c in colum
       + "".join(f"{'F1 ' + r:>22s}" for r in args.regimes))
 for setting in args.settings:
     for config in args.configs:
-        rows = [results[f"{setting}/{config}/{s}"] for s in range(args.seeds) if f"{setting}/{config}/{s}" in results]
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        rows = [results[f"{setting}/{config}/{s}"] for s in seeds if f"{setting}/{config}/{s}" in results]
         print(f"{setting:14s} {config:14s} " + " ".join(f"{mean([r[c] for r in rows]):>18s}" for c in columns)
               + "".join(f"{mean([r['f1'].get(g) for r in rows]):>22s}" for g in args.regimes))
