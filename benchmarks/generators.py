@@ -74,6 +74,8 @@ parser.add_argument("--regimes", nargs="+", default=["real", "fake", "fake+real"
 parser.add_argument("--set", nargs="*", default=[], help="further overrides for every run, KEY=VALUE")
 parser.add_argument("--out", default="/tmp/augkit-generators")
 args = parser.parse_args()
+if args.first_seed < 0 or args.seeds < 1:
+    parser.error(f"--first-seed must be >= 0 and --seeds >= 1 (got {args.first_seed} and {args.seeds})")
 out = Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
 
@@ -116,10 +118,11 @@ for setting in args.settings:
     for seed in range(args.first_seed, args.first_seed + args.seeds):  # seed by seed: a comparison cut short still compares every configuration
         for config in args.configs:
             key = f"{setting}/{config}/{seed}"
-            if key not in results:  # an interrupted comparison goes on where it stopped
-                results[key] = run(setting, config, seed)
+            # an interrupted comparison goes on where it stopped; other --set values are another comparison
+            if results.get(key, {}).get("set", []) != args.set:
+                results[key] = {**run(setting, config, seed), "set": args.set}
                 (out / "results.json").write_text(json.dumps(results, indent=2))
-                print(f"{key}: {json.dumps({k: v for k, v in results[key].items() if k != 'folder'})}", flush=True)
+                print(f"{key}: {json.dumps({k: v for k, v in results[key].items() if k not in ('folder', 'set')})}", flush=True)
 
 
 def mean(values: list) -> str:
