@@ -2,7 +2,7 @@
 
     python benchmarks/classifier_math_modes.py [--size 56] [--batch 16] [--steps 60]
 
-The study's classifier step as its workers run it (one thread; timm's ``tf_efficientnetv2_b0``
+The study's classifier step as its workers run it (one thread; the plugin's network as ``fit`` builds it, timm's ``tf_efficientnetv2_b0``
 with the plugin's small-map convolutions, channels-last, fused AdamW, batch 16 at 56 px), timed
 in a fresh process per mode, one after the other: plain fp32 (the baseline), oneDNN's bf16
 arithmetic for fp32 tensors (``torch.backends.mkldnn.{matmul,conv}.fp32_precision = "bf16"``),
@@ -21,11 +21,10 @@ MODES = ["fp32", "mkldnn-bf16", "matmul-medium", "autocast-bf16"]
 
 
 def step_ms(mode: str, size: int, batch: int, steps: int) -> float:
-    import timm
     import torch
     import torch.nn.functional as F
 
-    from augkit_plugins.efficientnetv2.small_convs import use_small_map_convs
+    from augkit_plugins.efficientnetv2 import EfficientNetV2
 
     torch.set_num_threads(1)
     if mode == "mkldnn-bf16":
@@ -34,9 +33,7 @@ def step_ms(mode: str, size: int, batch: int, steps: int) -> float:
     elif mode == "matmul-medium":
         torch.set_float32_matmul_precision("medium")
     torch.manual_seed(0)
-    model = timm.create_model("tf_efficientnetv2_b0", pretrained=False, num_classes=3, in_chans=1)
-    use_small_map_convs(model)
-    model = model.to(memory_format=torch.channels_last)
+    model = EfficientNetV2(image_size=size, precision="fp32", device="cpu")._create(3)  # the plugin's network, as fit builds it
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     x = torch.randn(batch, 1, size, size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 3, (batch,))
