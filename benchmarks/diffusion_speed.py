@@ -1,6 +1,7 @@
 """Diffusion speed: augkit's `diffusion` plugin against a plain MONAI-tutorial loop of the same UNet.
 
-    python benchmarks/diffusion_speed.py [--size 56] [--batch 32] [--images 16] [--steps 20]
+    python benchmarks/diffusion_speed.py [--size 56] [--batch 32] [--images 16] [--steps 20] [--sampler euler]
+                                         [--sampling-steps 25]
                                          [--widths 32 64 64] [--attention 0 0 1] [--device auto]
 
 Baseline (MONAI's 2D DDPM tutorial, class-conditional): `DiffusionModelUNet`, `DDPMScheduler`
@@ -8,7 +9,9 @@ Baseline (MONAI's 2D DDPM tutorial, class-conditional): `DiffusionModelUNet`, `D
 backward, step; sampling runs all 1,000 `scheduler.step`s, one network pass each.
 
 augkit: the plugin's own `fit` and `sample` with its defaults (rectified flow, fused AdamW,
-EMA, gradient clipping; 25 Euler steps with classifier-free guidance, two passes per step),
+EMA, gradient clipping; by default 25 Euler steps with classifier-free guidance, two passes per
+step: the sampling default until 2026-12-07, kept so that the figures in docs/benchmarks.md stay
+comparable; the default since, ``--sampler heun --sampling-steps 16``, makes 31 steps' passes),
 in fp32 and, where the device has it, in bf16 (what `auto` picks; channels-last memory on a GPU
 only) and in bf16 with channels-last memory forced (the plugin's layout on a CPU before
 2026-12-03: there bf16 group norm on channels-last tensors is the slow path); on a CPU, also in fp32
@@ -37,6 +40,8 @@ parser.add_argument("--channels", type=int, default=1)
 parser.add_argument("--batch", type=int, default=32, help="training batch")
 parser.add_argument("--images", type=int, default=16, help="images sampled")
 parser.add_argument("--steps", type=int, default=20, help="training steps timed (after 3 untimed)")
+parser.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="the plugin's sampler")
+parser.add_argument("--sampling-steps", type=int, default=25, help="the plugin's sampling steps")
 parser.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 64])
 parser.add_argument("--attention", type=int, nargs="+", default=[0, 0, 0, 1])
 parser.add_argument("--res-blocks", type=int, default=1)
@@ -101,7 +106,8 @@ def baseline() -> tuple[float, float]:
 
 def plugin(precision: str, channels_last: bool | None = None, flash: bool | None = None) -> tuple[float, float]:
     model = Diffusion(**network, precision=precision, iterations=3 + args.steps, log_every=10_000,
-                      channels_last=channels_last, flash_attention=flash)
+                      channels_last=channels_last, flash_attention=flash, sampler=args.sampler,
+                      sampling_steps=args.sampling_steps)
     for row in model.fit(data, seed=0):  # rows without measurements: no .item() sync a step the baseline lacks
         if row["step"] == 3:
             sync()
@@ -129,5 +135,5 @@ if device.type == "cpu":  # on a GPU the fused attention kernel is the default a
 for precision, channels_last, flash in settings:
     train, sample = plugin(precision, channels_last, flash)
     layout = ("" if channels_last is None else ", channels-last forced") + ("" if flash is None else ", fused attention")
-    print(f"augkit diffusion ({precision}{layout}, 25 RFlow steps, guidance 2): {train:.3f} s/step "
+    print(f"augkit diffusion ({precision}{layout}, {args.sampling_steps} RFlow {args.sampler} steps, guidance 2): {train:.3f} s/step "
           f"({base_train / train:.2f}x), {sample:.3f} images/s ({sample / base_sample:.1f}x)", flush=True)

@@ -60,7 +60,7 @@ def test_the_class_it_is_told_is_the_class_it_draws(objective):
 
 
 def test_guidance_one_is_the_conditional_model_alone(tiny_images):
-    model = Diffusion(**TINY, iterations=2, guidance=1.0)
+    model = Diffusion(**TINY, iterations=2, guidance=1.0, sampler="euler")  # one pass per step
     list(model.fit(tiny_images, seed=0))
     calls = []
     model.ema_net.register_forward_hook(lambda m, args, kwargs, out: calls.append(len(kwargs["class_labels"])),
@@ -76,7 +76,7 @@ def test_guidance_one_is_the_conditional_model_alone(tiny_images):
 def test_guidance_applies_only_inside_its_interval(tiny_images):
     """TINY's 3 rflow steps sit at noise levels 1, 2/3 and 1/3: guidance on [0, 0.5] guides the last alone,
     the first two are the conditional model's alone (one pass of the two images, no null-class pass)."""
-    model = Diffusion(**{**TINY, "sampling_steps": 3}, iterations=2, guidance=3.0)
+    model = Diffusion(**{**TINY, "sampling_steps": 3}, iterations=2, guidance=3.0, sampler="euler")
     list(model.fit(tiny_images, seed=0))
     calls = []
     model.ema_net.register_forward_hook(lambda m, args, kwargs, out: calls.append(len(kwargs["class_labels"])),
@@ -91,6 +91,66 @@ def test_guidance_applies_only_inside_its_interval(tiny_images):
     calls.clear()
     model.sample(torch.tensor([0, 1]), seed=0)
     assert calls == [4, 2, 2]
+
+
+def test_sampling_shift_crowds_the_steps_at_the_noisiest_levels(tiny_images):
+    # 4 rflow steps evenly at 1000, 750, 500, 250; shifted by 3, t -> 3t / (1 + 2t): 1000, 900, 750, 500
+    model = Diffusion(**{**TINY, "sampling_steps": 4}, iterations=2, sampler="euler")
+    list(model.fit(tiny_images, seed=0))
+    told = []
+    model.ema_net.register_forward_hook(lambda m, args, kwargs, out: told.append(kwargs["timesteps"][0].item()),
+                                        with_kwargs=True)
+    model.sample(torch.tensor([0]), seed=0)
+    assert told == [1000, 750, 500, 250]
+    told.clear()
+    model.options = model.Options(**{**model.options.model_dump(), "sampling_shift": 3.0})
+    model.sample(torch.tensor([0]), seed=0)
+    assert told == [1000, 900, 750, 500]
+
+
+def test_heun_corrects_each_step_but_the_last_at_the_next_level(tiny_images):
+    # 3 steps at 1000, 667, 333: Euler asks the network at each; Heun also at the level each step lands on
+    model = Diffusion(**{**TINY, "sampling_steps": 3}, iterations=2, guidance=1.0, sampler="euler")
+    list(model.fit(tiny_images, seed=0))
+    told = []
+    model.ema_net.register_forward_hook(lambda m, args, kwargs, out: told.append(kwargs["timesteps"][0].item()),
+                                        with_kwargs=True)
+    model.sample(torch.tensor([0, 1]), seed=0)
+    assert told == [1000, 667, 333]
+    for heun in ("heun", None):  # unset: Heun
+        told.clear()
+        model.options = model.Options(**{**model.options.model_dump(), "sampler": heun})
+        model.sample(torch.tensor([0, 1]), seed=0)
+        assert told == [1000, 667, 667, 333, 333]
+    # the corrector's velocity is used: on dx/dt = x (velocity -x, levels falling) Heun lands nearer the exact e^-1
+    model.options = model.Options(**{**model.options.model_dump(), "sampling_steps": 4})
+    model._predict = lambda net, x, t, y, null: -x
+    x = torch.full((1, 1, 16, 16), 0.9)
+    exact = 0.9 * torch.exp(torch.tensor(-1.0))
+    errors = {}
+    for sampler in ("euler", "heun"):
+        model.options = model.Options(**{**model.options.model_dump(), "sampler": sampler})
+        errors[sampler] = (model._denoise(model.ema_net, x, torch.tensor([0])) - exact).abs().max().item()
+    assert errors["heun"] < errors["euler"] / 3, errors
+    check_generator(Diffusion, **TINY, iterations=2, sampler="heun")
+
+
+@pytest.mark.parametrize("levels, above_09", [(None, (0.0, 0.04)), ("logit-normal", (0.0, 0.04)),
+                                              ("uniform", (0.06, 0.14))])
+def test_training_noise_levels_follow_the_option(tiny_images, monkeypatch, levels, above_09):
+    # logit-normal draws levels above 0.9 T 1.4 % of the time, uniform 10 %
+    class Drawn(Exception):
+        pass
+
+    def spy(self, x0, noise, t):  # what the batch's noise levels are, then stop
+        raise Drawn(t / self.options.train_timesteps)
+
+    monkeypatch.setattr(Diffusion, "_noised", spy)
+    options = {} if levels is None else {"noise_levels": levels}
+    with pytest.raises(Drawn) as drawn:
+        list(Diffusion(**{**TINY, "batch_size": 2000}, iterations=1, **options).fit(tiny_images, seed=0))
+    share = (drawn.value.args[0] > 0.9).float().mean().item()
+    assert above_09[0] <= share <= above_09[1], share
 
 
 def test_sampling_in_batches_gives_the_same_images(tiny_images):
@@ -134,6 +194,9 @@ def test_training_batches_show_every_image_equally_often_unless_balanced(monkeyp
     ({"label_dropout": 0.0}, "with label_dropout 0, set guidance 1"),
     ({"guidance_interval": [0.7, 0.2]}, "guidance_interval"),
     ({"guidance_interval": [0.0, 1.5]}, "guidance_interval"),
+    ({"objective": "ddpm", "sampling_shift": 3.0}, "sampling_shift applies to objective rflow only"),
+    ({"sampling_shift": 0}, "sampling_shift"),
+    ({"objective": "ddpm", "sampler": "heun"}, "sampler heun applies to objective rflow only"),
 ])
 def test_bad_options_name_the_field(bad, field):
     with pytest.raises(ValidationError, match=field):
@@ -147,6 +210,19 @@ def test_a_checkpoint_keeps_its_network_and_schedule(tiny_images, tmp_path):
     with pytest.raises(ValueError, match="objective, widths cannot change once trained"):
         Diffusion.load(tmp_path / "g.pt", objective="ddpm", widths=[32, 32])
     assert Diffusion.load(tmp_path / "g.pt", sampling_steps=2, guidance=1.0).options.sampling_steps == 2
+
+
+def test_a_checkpoint_from_before_the_sampler_option_keeps_sampling_with_euler(tiny_images, tmp_path):
+    model = Diffusion(**TINY, iterations=1, sampler="euler")
+    list(model.fit(tiny_images, seed=0))
+    model.save(tmp_path / "g.pt")
+    blob = torch.load(tmp_path / "g.pt", weights_only=True)
+    del blob["options"]["sampler"]  # as saved before 2026-12-07
+    torch.save(blob, tmp_path / "old.pt")
+    assert Diffusion.load(tmp_path / "old.pt").options.sampler == "euler"
+    assert Diffusion.load(tmp_path / "old.pt", sampler="heun").options.sampler == "heun"
+    assert Diffusion.load(tmp_path / "g.pt").options.sampler == "euler"
+    assert Diffusion(**TINY).options.sampler is None  # new models: Heun
 
 
 def test_wrong_image_shape_is_a_clear_error(tiny_images):

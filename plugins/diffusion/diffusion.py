@@ -6,7 +6,7 @@ Salimans 2022). Two objectives from MONAI's schedulers:
 
 * ``rflow`` (the default): rectified flow (MONAI's ``RFlowScheduler``, as in MAISI): the image
   at time t is ``(1 - t) x0 + t noise``, the UNet predicts the velocity ``x0 - noise``, noise
-  levels drawn logit-normal (Esser et al. 2024); sampling takes ``sampling_steps`` Euler steps.
+  levels drawn logit-normal (Esser et al. 2024); sampling takes ``sampling_steps`` Heun steps (or Euler).
 * ``ddpm``: the DDPM noise-prediction objective (``DDPMScheduler``, linear betas, uniform
   timesteps); sampling is deterministic DDIM (``DDIMScheduler``, eta 0) in ``sampling_steps`` steps.
 
@@ -62,7 +62,21 @@ class Diffusion(augkit.Generator):
         objective: Literal["rflow", "ddpm"] = Field(
             "rflow", description="rflow (rectified flow, Euler sampling) or ddpm (noise prediction, DDIM sampling)")
         train_timesteps: int = Field(1000, ge=100, le=2048, description="the noise schedule's steps in training")
-        sampling_steps: int = Field(25, ge=1, description="denoising steps per sample (few-step Euler or DDIM)")
+        noise_levels: Literal["logit-normal", "uniform"] = Field(
+            "logit-normal", description="rflow: how training draws noise levels; logit-normal (Esser et al. 2024) "
+            "rarely draws the highest levels, where the layout is decided (1.4 % above 0.9), uniform (MONAI's "
+            "RFlowScheduler default) draws every level equally often. ddpm: always uniform")
+        sampling_steps: int = Field(16, ge=1, description="denoising steps per sample (rflow: Euler or Heun steps, "
+                                    "ddpm: DDIM steps)")
+        sampler: Literal["euler", "heun"] | None = Field(
+            None, description="rflow: heun (second order: a second pass at the next level corrects each step but "
+            "the last, 2 x steps - 1 passes) or euler (one pass per step); unset: heun (ddpm samples with DDIM). Few "
+            "Euler steps draw less varied images: 8 Heun steps were as varied as 64 Euler ones at the cost of 16 "
+            "(docs/generators.md)")
+        sampling_shift: float = Field(
+            1.0, gt=0, description="rflow: where the sampling steps fall; above 1 they crowd the noisiest levels, "
+            "where the layout is drawn (t -> s t / (1 + (s - 1) t), Esser et al. 2024; MONAI's timestep transform); "
+            "1: evenly spaced")
         guidance: float = Field(2.0, ge=1, description="classifier-free guidance scale; 1: conditional only (one "
                                 "network pass per step instead of two)")
         guidance_interval: tuple[float, float] = Field(
@@ -122,6 +136,12 @@ class Diffusion(augkit.Generator):
             if not 0 <= low < high <= 1:
                 raise ValueError(f"guidance_interval {[low, high]} is not two noise levels 0 <= low < high <= 1, "
                                  "e.g. [0, 0.7]")
+            if self.objective == "ddpm" and self.sampling_shift != 1:
+                raise ValueError("sampling_shift applies to objective rflow only (DDIM steps are evenly spaced): "
+                                 "set sampling_shift 1 or objective rflow")
+            if self.objective == "ddpm" and self.sampler == "heun":
+                raise ValueError("sampler heun applies to objective rflow only (ddpm samples with DDIM): with "
+                                 "objective ddpm set sampler euler")
             if self.guidance != 1 and not self.label_dropout:
                 raise ValueError("guidance needs the null class that label_dropout trains: with label_dropout 0, "
                                  "set guidance 1")
@@ -221,8 +241,10 @@ class Diffusion(augkit.Generator):
         while self.step < o.iterations:
             idx = torch.multinomial(weights, o.batch_size, replacement=True, generator=rng)
             noise = torch.randn(o.batch_size, *expected, generator=rng)
-            if o.objective == "rflow":  # logit-normal noise levels in (0, T)
+            if o.objective == "rflow" and o.noise_levels == "logit-normal":  # noise levels in (0, T)
                 t = torch.sigmoid(torch.randn(o.batch_size, generator=rng)) * o.train_timesteps
+            elif o.objective == "rflow":
+                t = torch.rand(o.batch_size, generator=rng) * o.train_timesteps
             else:
                 t = torch.randint(0, o.train_timesteps, (o.batch_size,), generator=rng).float()
             drop = torch.rand(o.batch_size, generator=rng) < o.label_dropout
@@ -305,10 +327,16 @@ class Diffusion(augkit.Generator):
 
         o = self.options
         if o.objective == "rflow":
-            scheduler = RFlowScheduler(num_train_timesteps=o.train_timesteps, use_discrete_timesteps=True)
+            # MONAI's transform shifts by (image / base size) ** (1 / 2) (set_timesteps leaves its transform_scale
+            # out): a base of image / shift ** 2 shifts by the option
+            numel = o.image_size ** 2
+            scheduler = RFlowScheduler(num_train_timesteps=o.train_timesteps, use_discrete_timesteps=True,
+                                       use_timestep_transform=o.sampling_shift != 1,
+                                       base_img_size_numel=numel / o.sampling_shift ** 2, spatial_dim=2)
+            scheduler.set_timesteps(o.sampling_steps, device=x.device, input_img_size_numel=numel)
         else:
             scheduler = DDIMScheduler(num_train_timesteps=o.train_timesteps, clip_sample=True)
-        scheduler.set_timesteps(o.sampling_steps, device=x.device)
+            scheduler.set_timesteps(o.sampling_steps, device=x.device)
         if o.objective == "ddpm":
             # DDIMScheduler.step goes from t to t - T // steps; its own timesteps (a rounded linspace) do not
             # fall on those levels, so the UNet would be told the wrong noise level: T-1, T-1-T//steps, ...
@@ -319,7 +347,11 @@ class Diffusion(augkit.Generator):
         for i, t in enumerate(times):
             v = self._predict(net, x, t, y, null)
             if o.objective == "rflow":  # an Euler step from t to the next level (0 after the last)
-                x, _ = scheduler.step(v, t, x, times[i + 1] if i + 1 < len(times) else 0)
+                after = times[i + 1] if i + 1 < len(times) else 0
+                guess, _ = scheduler.step(v, t, x, after)
+                if o.sampler != "euler" and after > 0:  # Heun: the step again with the mean of both velocities
+                    guess, _ = scheduler.step((v + self._predict(net, guess, after, y, null)) / 2, t, x, after)
+                x = guess
             else:
                 x, _ = scheduler.step(v, int(t), x)
         return x
@@ -361,7 +393,10 @@ class Diffusion(augkit.Generator):
         if blob.get("format") != FORMAT:
             raise ValueError(f"{path} is not an augkit diffusion checkpoint (format {FORMAT})")
         cls.refuse_fixed(path, blob["options"], overrides, FIXED)
-        self = cls(cls.Options.model_validate({**blob["options"], **overrides}))
+        # saved before the sampler option (2026-12-07): the checkpoint was selected and sampled with Euler steps,
+        # and keeps drawing the same images unless told otherwise
+        saved = {"sampler": "euler", **blob["options"]}
+        self = cls(cls.Options.model_validate({**saved, **overrides}))
         self._classes = blob["classes"]
         self._build(len(self._classes))
         self.net.load_state_dict(blob["net"])
