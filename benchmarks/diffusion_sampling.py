@@ -55,5 +55,5 @@ for g, steps, shift, sampler in grid:
             ratios[name].append(f["ratio"])
     seconds = (time.perf_counter() - start) / len(args.seeds)
     for name, values in ratios.items():
-        print(f"{g:8.1f} {gen.options.sampling_steps:5d} {gen.options.sampling_shift:5.1f} {gen.options.sampler:>7s} {name:>12s} " + " ".join(f"{v:8.2f}" for v in values)
+        print(f"{g:8.1f} {gen.options.sampling_steps:5d} {gen.options.sampling_shift:5.1f} {gen.options.sampler or 'heun':>7s} {name:>12s} " + " ".join(f"{v:8.2f}" for v in values)
               + f" {statistics.mean(values):6.2f} {seconds:9.0f}", flush=True)

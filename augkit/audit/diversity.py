@@ -33,7 +33,8 @@ from torch import Tensor
 COLLAPSED = 0.5  # synthetic / real diversity below this: the class is collapsed
 LAYOUT = 10  # pixels a side the images are averaged down to before they are compared
 # every pair up to this many (random ones beyond): at about 10 px a pair costs microseconds, and 256 random
-# pairs of the same 60 images moved a class's figure by up to 0.13 with the pair seed alone (docs/generators.md)
+# pairs of the same 60 images moved a class's ratio to the real figure by up to 0.13 with the pair seed alone
+# (docs/generators.md)
 PAIRS = 50_000
 _WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al.'s five scales
 

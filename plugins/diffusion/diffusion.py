@@ -60,7 +60,7 @@ class Diffusion(augkit.Generator):
         head_channels: int = Field(32, ge=1, description="channels per attention head")
         norm_groups: int = Field(16, ge=1, description="group-norm groups")
         objective: Literal["rflow", "ddpm"] = Field(
-            "rflow", description="rflow (rectified flow, Euler sampling) or ddpm (noise prediction, DDIM sampling)")
+            "rflow", description="rflow (rectified flow, Heun or Euler sampling) or ddpm (noise prediction, DDIM sampling)")
         train_timesteps: int = Field(1000, ge=100, le=2048, description="the noise schedule's steps in training")
         noise_levels: Literal["logit-normal", "uniform"] = Field(
             "logit-normal", description="rflow: how training draws noise levels; logit-normal (Esser et al. 2024) "
@@ -346,7 +346,7 @@ class Diffusion(augkit.Generator):
         null = torch.full_like(y, len(self._classes))
         for i, t in enumerate(times):
             v = self._predict(net, x, t, y, null)
-            if o.objective == "rflow":  # an Euler step from t to the next level (0 after the last)
+            if o.objective == "rflow":  # a step from t to the next level (0 after the last)
                 after = times[i + 1] if i + 1 < len(times) else 0
                 guess, _ = scheduler.step(v, t, x, after)
                 if o.sampler != "euler" and after > 0:  # Heun: the step again with the mean of both velocities
