@@ -241,12 +241,12 @@ class Diffusion(augkit.Generator):
         while self.step < o.iterations:
             idx = torch.multinomial(weights, o.batch_size, replacement=True, generator=rng)
             noise = torch.randn(o.batch_size, *expected, generator=rng)
-            if o.objective == "rflow" and o.noise_levels == "logit-normal":  # noise levels in (0, T)
-                t = torch.sigmoid(torch.randn(o.batch_size, generator=rng)) * o.train_timesteps
-            elif o.objective == "rflow":
+            if o.objective == "ddpm":
+                t = torch.randint(0, o.train_timesteps, (o.batch_size,), generator=rng).float()
+            elif o.noise_levels == "uniform":  # rflow's noise levels in (0, T)
                 t = torch.rand(o.batch_size, generator=rng) * o.train_timesteps
             else:
-                t = torch.randint(0, o.train_timesteps, (o.batch_size,), generator=rng).float()
+                t = torch.sigmoid(torch.randn(o.batch_size, generator=rng)) * o.train_timesteps
             drop = torch.rand(o.batch_size, generator=rng) < o.label_dropout
             flip = torch.rand(o.batch_size, generator=rng) < 0.5 if o.flip else None
             idx, noise, t, drop = idx[mine], noise[mine], t[mine], drop[mine]
@@ -337,7 +337,6 @@ class Diffusion(augkit.Generator):
         else:
             scheduler = DDIMScheduler(num_train_timesteps=o.train_timesteps, clip_sample=True)
             scheduler.set_timesteps(o.sampling_steps, device=x.device)
-        if o.objective == "ddpm":
             # DDIMScheduler.step goes from t to t - T // steps; its own timesteps (a rounded linspace) do not
             # fall on those levels, so the UNet would be told the wrong noise level: T-1, T-1-T//steps, ...
             gap = o.train_timesteps // o.sampling_steps
