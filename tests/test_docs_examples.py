@@ -98,7 +98,9 @@ RUN_FOLDER = re.compile(r"runs/([A-Za-z0-9_.-]+?)-\d{8}-\d{6}")
 # runs/quickstart-...: the quickstart's generator (diffusion), at tiny.yaml's size and cost
 QUICKSTART_GENERATOR = {"name": "diffusion", "options": {"widths": [16, 16], "attention": [False, True],
                                                          "head_channels": 16, "norm_groups": 8, "iterations": 20,
-                                                         "batch_size": 16, "sampling_steps": 4}}
+                                                         "batch_size": 16, "sampling_steps": 4,
+                                                         "sampler": "euler"}}  # one pass a step: the docs' commands,
+                                                                               # not the sampler, are tested here
 
 # What the commands in the docs would cost whole, and what runs instead (see ``cheaper``):
 CHEAPER = """

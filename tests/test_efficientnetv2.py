@@ -23,7 +23,10 @@ def test_early_stopping_keeps_no_weights_from_before_min_epochs(tiny_images):
     assert min(rows, key=lambda r: r["val_loss"])["step"] < 3  # the trap is set
     kept, _ = clf._evaluate(shifted)
     candidates = [r for r in rows if r["step"] >= 3]
-    assert kept == pytest.approx(min(r["val_loss"] for r in candidates), rel=1e-6)
+    # the kept weights are an epoch from min_epochs on, the best of them up to the 1e-4 an improvement must
+    # make (on an AVX2 CPU epoch 4 beat epoch 3 by 1.5e-5 and epoch 3 was rightly kept)
+    assert any(kept == pytest.approx(r["val_loss"], rel=1e-6) for r in candidates)
+    assert kept <= min(r["val_loss"] for r in candidates) + 1e-4
 
 
 def test_same_seed_same_predictions(tiny_images):

@@ -208,7 +208,7 @@ class Auditor:
                 "layout_px": D.LAYOUT,
                 "collapsed_below": D.COLLAPSED,
                 "per_class": D.per_class(images, screen.labels, self.reference.images, self.reference.labels, classes,
-                                         seed=self.s.seed),
+                                         seed=self.s.seed, interval=True),
             }
         if screen.recognised is not None:
             cm = torch.zeros(k, k, dtype=torch.long)

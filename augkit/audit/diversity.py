@@ -20,6 +20,13 @@ keep their figure and softened real images lose less of it than at full resoluti
 The scales and window follow the compared size: as many of MS-SSIM's five scales (weights
 renormalised) as MONAI accepts with an 11-pixel window, a smaller window below 22 px (at 11
 px: two scales, 11 and 5 px, with a 5-pixel window). Images in [-1, 1] are compared as [0, 1].
+
+A figure from a few dozen images moves with the draw (ten draws of 60 images from one model read
+0.69-0.87x: docs/generators.md), so :func:`per_class` can also give a 95 % bootstrap interval for
+the synthetic / real ratio over the synthetic images (``interval``: images resampled with
+replacement, pairs of one image with itself left out; the real figure held fixed, the data the
+generator is measured against). It needs every pair, so it is given for up to ``sqrt(2 PAIRS)``
+(316) images a class.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ LAYOUT = 10  # pixels a side the images are averaged down to before they are com
 # pairs of the same 60 images moved a class's ratio to the real figure by up to 0.13 with the pair seed alone
 # (docs/generators.md)
 PAIRS = 50_000
+BOOTSTRAPS = 1000  # resamples for the interval on a class's ratio
 _WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al.'s five scales
 
 
@@ -104,33 +112,71 @@ def layout(images: Tensor, side: int | None = LAYOUT) -> Tensor:
     return F.avg_pool2d(images.float(), k) if k > 1 else images
 
 
+def _pair_values(images: Tensor, pairs: int, seed: int, side: int | None) -> tuple[Tensor, Tensor, Tensor]:
+    """(i, j, 1 - MS-SSIM of each pair (i, j)) over up to ``pairs`` pairs of ``images``."""
+    images = layout(images, side)
+    i, j = _pairs(len(images), pairs, torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        values = torch.cat([ms_ssim(images[i[k:k + 512]], images[j[k:k + 512]]) for k in range(0, len(i), 512)])
+    return i, j, 1 - values
+
+
 def diversity(images: Tensor, *, pairs: int = PAIRS, seed: int = 0, side: int | None = LAYOUT) -> float | None:
     """``1 - mean MS-SSIM`` over up to ``pairs`` pairs of ``images``, averaged down to about ``side`` pixels
     (None: at full resolution); None for fewer than two images."""
     if len(images) < 2:
         return None
-    images = layout(images, side)
-    i, j = _pairs(len(images), pairs, torch.Generator().manual_seed(seed))
-    with torch.inference_mode():
-        values = torch.cat([ms_ssim(images[i[k:k + 512]], images[j[k:k + 512]]) for k in range(0, len(i), 512)])
-    return float(1 - values.mean())
+    return float(_pair_values(images, pairs, seed, side)[2].mean())
+
+
+def bootstrap(n: int, i: Tensor, j: Tensor, values: Tensor, *, resamples: int = BOOTSTRAPS,
+              seed: int = 0) -> Tensor | None:
+    """The mean pair value over ``resamples`` bootstrap resamples of the ``n`` images (every pair given by
+    ``i``, ``j``, ``values``): each resample draws n images with replacement and averages its pairs of
+    two different images (a U-statistic's bootstrap). None unless every pair is given."""
+    if n < 3 or len(values) != n * (n - 1) // 2:
+        return None
+    full = torch.zeros(n, n, dtype=torch.float64)
+    full[i, j] = values.double()
+    full[j, i] = values.double()
+    gen = torch.Generator().manual_seed(seed)
+    means = []
+    chunk = max(1, 2_000_000 // (n * n))  # resamples at a time: at most about 16 MB of pair values
+    for start in range(0, resamples, chunk):
+        idx = torch.randint(0, n, (min(chunk, resamples - start), n), generator=gen)
+        sub = full[idx[:, :, None], idx[:, None, :]]  # (b, n, n); a pair of one image with itself is 0
+        distinct = (idx[:, :, None] != idx[:, None, :]).sum((1, 2))
+        means.append(sub.sum((1, 2)) / distinct)
+    return torch.cat(means)
 
 
 def per_class(synthetic: Tensor, synthetic_labels: Tensor, real: Tensor, real_labels: Tensor, classes: list[str], *,
-              pairs: int = PAIRS, seed: int = 0, real_figures: list[float | None] | None = None) -> dict[str, dict]:
+              pairs: int = PAIRS, seed: int = 0, real_figures: list[float | None] | None = None,
+              interval: bool = False) -> dict[str, dict]:
     """Per class: synthetic and real diversity, their ratio and whether the class is collapsed.
 
     ``real_figures``: the real images' diversity per class, already computed (a scorer measures
     them once); else from ``real``. A class without two images on either side has ratio None.
+    ``interval``: also ``ratio_interval``, the ratio's 95 % bootstrap interval over the synthetic
+    images ([low, high]; None where it cannot be given: see :func:`bootstrap`).
     """
     out = {}
     for c, name in enumerate(classes):
         real_c = real_figures[c] if real_figures is not None else diversity(real[real_labels == c], pairs=pairs,
                                                                             seed=seed + c)
-        syn_c = diversity(synthetic[synthetic_labels == c], pairs=pairs, seed=seed + c)
+        images = synthetic[synthetic_labels == c]
+        syn_c, means = None, None
+        if len(images) >= 2:
+            i, j, values = _pair_values(images, pairs, seed + c, LAYOUT)
+            syn_c = float(values.mean())
+            if interval and real_c:
+                means = bootstrap(len(images), i, j, values, seed=seed + c)
         ratio = None if syn_c is None or not real_c else syn_c / real_c
         out[name] = {"synthetic": syn_c, "real": real_c, "ratio": ratio,
                      "collapsed": ratio is not None and ratio < COLLAPSED}
+        if interval:
+            out[name]["ratio_interval"] = None if means is None else \
+                [float(q) / real_c for q in torch.quantile(means, torch.tensor([0.025, 0.975], dtype=means.dtype))]
     return out
 
 

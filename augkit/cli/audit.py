@@ -43,6 +43,7 @@ def audit(
     from augkit.compute.distributed import launched
     from augkit.outputs.progress import rich_progress
     from augkit.outputs.run_folder import RunFolder
+    from augkit.outputs.run_report import ratio_text
 
     if launched():
         fail("augkit audit runs in one process: start it without torchrun")
@@ -82,9 +83,9 @@ def audit(
               f"data-copying C_T: {mem['data_copying'].get('c_t')}; "
               + (f"label faithfulness: {100 * summary['faithfulness']['overall']:.0f}%" if summary["faithfulness"] else ""),
               highlight=False)
-    ratios = {c: f["ratio"] for c, f in summary["diversity"]["per_class"].items()}
-    err.print("intra-class diversity (MS-SSIM), x real: "
-              + ", ".join(f"{c} {'n/a' if r is None else f'{r:.2f}'}" for c, r in ratios.items()), highlight=False)
+    err.print("intra-class diversity (MS-SSIM), x real (95% interval over the synthetic images): "
+              + ", ".join(f"{c} {ratio_text(f)}" for c, f in summary["diversity"]["per_class"].items()),
+              highlight=False)
     for warning in A.warnings_for(summary):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     print(out_dir)

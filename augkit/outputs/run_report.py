@@ -200,6 +200,14 @@ def _layout(diversity: dict) -> str:
             else "at full resolution")
 
 
+def ratio_text(figures: dict) -> str:
+    """A class's synthetic / real diversity and, where the audit gave it, its 95 % interval: "0.80 (0.71-0.89)"."""
+    if figures["ratio"] is None:
+        return "n/a"
+    low_high = figures.get("ratio_interval")
+    return f"{figures['ratio']:.2f}" + (f" ({low_high[0]:.2f}-{low_high[1]:.2f})" if low_high else "")
+
+
 def _f3(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -238,9 +246,11 @@ def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
         out.append(Para(
             "Intra-class diversity, in pixels (no network involved): 1 - mean MS-SSIM between pairs of images of a "
             f"class, {_layout(diversity)}, synthetic against the training images of the class. 0 is one image "
-            f"repeated; a class below {diversity['collapsed_below']:g}x the real figure is collapsed."))
+            f"repeated; a class below {diversity['collapsed_below']:g}x the real figure is collapsed. In brackets: "
+            "the ratio's 95% bootstrap interval over the synthetic images drawn (from a few dozen images a class's "
+            "ratio moves by about 0.1 with the draw alone)."))
         out.append(Table(["class", "synthetic", "real", "synthetic / real", "collapsed"], [
-            [name, _f3(f["synthetic"]), _f3(f["real"]), "n/a" if f["ratio"] is None else f"{f['ratio']:.2f}",
+            [name, _f3(f["synthetic"]), _f3(f["real"]), ratio_text(f),
              "n/a" if f["ratio"] is None else "yes" if f["collapsed"] else "no"]
             for name, f in diversity["per_class"].items()]))
 

@@ -86,7 +86,8 @@ class Diffusion(augkit.Generator):
         label_dropout: float = Field(0.1, ge=0, lt=1, description="share of training images shown the null class "
                                      "(what guidance needs; 0 turns guidance off: set guidance 1)")
         iterations: int = Field(3000, ge=1, description="training iterations")
-        batch_size: int = Field(32, ge=2, description="images per iteration")
+        batch_size: int = Field(16, ge=2, description="images per iteration (16: what every 3,000-step figure in "
+                                "docs/generators.md was measured with; on a GPU raise it, as its recipes do)")
         lr: float = Field(2e-4, gt=0, description="AdamW learning rate")
         warmup: int = Field(100, ge=0, description="iterations of linear learning-rate warm-up")
         grad_clip: float | None = Field(1.0, gt=0, description="gradient norm clip; null: none")
