@@ -104,6 +104,7 @@ def run(setting: str, config: str, seed: int) -> dict:
         "folder": str(folder),
         "diversity": min(f["ratio"] for f in audit["diversity"]["per_class"].values()),
         "diversity_per_class": {c: f["ratio"] for c, f in audit["diversity"]["per_class"].items()},
+        "diversity_interval_per_class": {c: f.get("ratio_interval") for c, f in audit["diversity"]["per_class"].items()},
         "recall_vs_floor": min(floors["recall"]), "coverage_vs_floor": min(floors["coverage"]),
         "cas": regimes["fake"]["accuracy"] / max(regimes["real"]["accuracy"], 1e-9) if "fake" in regimes else None,
         "f1": {r: v["f1"] for r, v in regimes.items()},

@@ -133,7 +133,8 @@ def bootstrap(n: int, i: Tensor, j: Tensor, values: Tensor, *, resamples: int = 
               seed: int = 0) -> Tensor | None:
     """The mean pair value over ``resamples`` bootstrap resamples of the ``n`` images (every pair given by
     ``i``, ``j``, ``values``): each resample draws n images with replacement and averages its pairs of
-    two different images (a U-statistic's bootstrap). None unless every pair is given."""
+    two different images (a U-statistic's bootstrap; a resample that drew one image n times has no such
+    pair and is drawn again). None unless every pair is given."""
     if n < 3 or len(values) != n * (n - 1) // 2:
         return None
     full = torch.zeros(n, n, dtype=torch.float64)
@@ -142,11 +143,14 @@ def bootstrap(n: int, i: Tensor, j: Tensor, values: Tensor, *, resamples: int = 
     gen = torch.Generator().manual_seed(seed)
     means = []
     chunk = max(1, 2_000_000 // (n * n))  # resamples at a time: at most about 16 MB of pair values
-    for start in range(0, resamples, chunk):
-        idx = torch.randint(0, n, (min(chunk, resamples - start), n), generator=gen)
+    done = 0
+    while done < resamples:
+        idx = torch.randint(0, n, (min(chunk, resamples - done), n), generator=gen)
+        idx = idx[(idx != idx[:, :1]).any(1)]  # at least two different images (n = 3: 1 in 9 is not)
         sub = full[idx[:, :, None], idx[:, None, :]]  # (b, n, n); a pair of one image with itself is 0
         distinct = (idx[:, :, None] != idx[:, None, :]).sum((1, 2))
         means.append(sub.sum((1, 2)) / distinct)
+        done += len(idx)
     return torch.cat(means)
 
 
