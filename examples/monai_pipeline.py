@@ -1,6 +1,8 @@
 """augkit inside a MONAI pipeline: a MONAI DenseNet121 trained on real + augkit synthetic data.
 
-    python examples/monai_pipeline.py          # a few minutes on a laptop CPU
+    python examples/monai_pipeline.py          # under a minute on 2 CPU cores
+    python examples/monai_pipeline.py --smoke  # every step at a quarter of the iterations, one epoch: what the
+                                               # test suite runs (its numbers mean nothing)
 
 1. real data: chest-phantom images through augkit's paper preprocessing, split by patient;
 2. a small AC-GAN trained on the real training split only;
@@ -11,6 +13,8 @@
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 import torch
@@ -23,7 +27,12 @@ from augkit.outputs.metrics import confusion_matrix, from_confusion
 from augkit.pipeline import GeneratorDataset, TensorDataset, mix
 from augkit.stages.splits import split_by_patient
 
+parser = argparse.ArgumentParser(description="augkit inside a MONAI pipeline (DenseNet121, real + synthetic)")
+parser.add_argument("--smoke", action="store_true", help="every step at a quarter of the AC-GAN's iterations and "
+                    "one DenseNet epoch: checks that the pipeline runs, its numbers mean nothing")
+smoke = parser.parse_args().smoke
 SIZE, SEED = 32, 0
+ITERATIONS, EPOCHS = (100, 1) if smoke else (400, 3)
 torch.manual_seed(SEED)
 
 # 1. real data, preprocessed and split by patient
@@ -41,7 +50,7 @@ train, test = data.subset(split.train), data.subset(split.test)
 print("real training images per class:", dict(zip(train.classes, train.counts())))
 
 # 2. a small generator on the training split only
-gan = augkit.build("generator", "acgan", image_size=SIZE, width=64, iterations=400, batch_size=32)
+gan = augkit.build("generator", "acgan", image_size=SIZE, width=64, iterations=ITERATIONS, batch_size=32)
 for row in gan.fit(train, seed=SEED):
     if row["step"] % 100 == 0:
         print(f"AC-GAN step {row['step']}: d_loss {row['d_loss']:.2f} g_loss {row['g_loss']:.2f}")
@@ -60,7 +69,7 @@ loader = DataLoader(train_set, batch_size=32, shuffle=True, num_workers=0,
 # 4. a MONAI network, trained and scored on real test images
 net = DenseNet121(spatial_dims=2, in_channels=1, out_channels=len(train.classes))
 opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-for epoch in range(1, 4):
+for epoch in range(1, EPOCHS + 1):
     net.train()
     total = 0.0
     for batch in loader:

@@ -43,8 +43,9 @@ def test_n_plus_resume_n_equals_2n_straight(tiny_images, tmp_path, options):
     assert torch.equal(straight.sample(labels, seed=5), resumed.sample(labels, seed=5))
 
 
-@pytest.mark.parametrize("objective", ["rflow", "ddpm"])
-def test_the_class_it_is_told_is_the_class_it_draws(objective):
+# rflow separates the classes by ~0.7 after 100 iterations (two seeds); ddpm by only ~0.15 after 150
+@pytest.mark.parametrize(("objective", "iterations"), [("rflow", 100), ("ddpm", 300)])
+def test_the_class_it_is_told_is_the_class_it_draws(objective, iterations):
     # classes differ only in brightness (-0.6, 0, +0.6): a model that ignored or mixed up its labels
     # would draw one brightness for all
     g = torch.Generator().manual_seed(0)
@@ -52,7 +53,7 @@ def test_the_class_it_is_told_is_the_class_it_draws(objective):
     images = (torch.tensor([-0.6, 0.0, 0.6])[labels].view(-1, 1, 1, 1)
               + 0.05 * torch.randn(len(labels), 1, 16, 16, generator=g)).clamp(-1, 1)
     train = augkit.LabeledImages(images, labels, ["dark", "grey", "bright"], [f"p{i}" for i in range(len(labels))])
-    model = Diffusion(**{**TINY, "batch_size": 16, "sampling_steps": 10}, iterations=300, lr=2e-3, warmup=20,
+    model = Diffusion(**{**TINY, "batch_size": 16, "sampling_steps": 10}, iterations=iterations, lr=2e-3, warmup=20,
                       ema=0.9, objective=objective)
     list(model.fit(train, seed=0))
     means = model.sample(torch.arange(3).repeat_interleave(8), seed=1).view(3, -1).mean(1)

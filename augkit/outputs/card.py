@@ -88,7 +88,8 @@ def _audit(audit: dict) -> dict:
         "label_faithfulness": {"overall": faithfulness.get("overall"), "per_class": faithfulness.get("per_class")},
         "near_copies": memorisation.get("near_copies"),
         "data_copying_c_t": (memorisation.get("data_copying") or {}).get("c_t"),
-        "intra_class_diversity": {c: {k: f[k] for k in ("synthetic", "real", "collapsed")}
+        # the ratio's 95 % interval where the audit gave one (audits before 2026-12-07 have none)
+        "intra_class_diversity": {c: {k: f.get(k) for k in ("synthetic", "real", "ratio", "ratio_interval", "collapsed")}
                                   for c, f in (audit.get("diversity") or {}).get("per_class", {}).items()},
     }
 
@@ -152,7 +153,7 @@ def markdown(card: dict[str, Any]) -> str:
         if diversity:
             lines += ["", "Intra-class diversity, 1 - MS-SSIM between pairs of one class (their layouts; 0 is one "
                       "image repeated): " + "; ".join(
-                          f"{c} {_number(f['synthetic'], 3)} (real {_number(f['real'], 3)})"
+                          f"{c} {_number(f['synthetic'], 3)} (real {_number(f['real'], 3)}{_ratio(f)})"
                           + (", collapsed" if f["collapsed"] else "") for c, f in diversity.items()) + "."]
         faith = audit["label_faithfulness"]["overall"]
         lines += ["", f"Label faithfulness (the real-trained classifier agrees with the requested class): "
@@ -173,6 +174,16 @@ def markdown(card: dict[str, Any]) -> str:
               *(f"- {limit}." for limit in card["limits"]), "", "## Licence", "",
               card["licence"] or f"Not set ({card['licence_note']}).", ""]
     return "\n".join(lines)
+
+
+def _ratio(figures: dict) -> str:
+    """The ratio for the card, e.g. "; 0.92x as varied, 95 % interval 0.77-1.07" (the interval over the synthetic
+    images, where the audit gave one)."""
+    if figures.get("ratio") is None:
+        return ""
+    low_high = figures.get("ratio_interval")
+    return f"; {figures['ratio']:.2f}x as varied" + (f", 95 % interval {low_high[0]:.2f}-{low_high[1]:.2f}"
+                                                      if low_high else "")
 
 
 def _caveats(warnings: list[str]) -> list[str]:

@@ -237,8 +237,10 @@ def test_the_synthetic_set_carries_a_dataset_card(two_runs):
     assert "too few images" in audit["per_class"]["virus"]["note"]  # tiny: per class, the audit says why not
     assert audit["near_copies"] is not None and audit["label_faithfulness"]["overall"] is not None
     run_audit = json.loads((run_dir / "audit.json").read_text())["diversity"]["per_class"]
-    assert {c: f["synthetic"] for c, f in audit["intra_class_diversity"].items()} == {
-        c: f["synthetic"] for c, f in run_audit.items()}  # the pixel diversity of each class, beside the real
+    keys = ("synthetic", "real", "ratio", "ratio_interval")
+    assert {c: [f[k] for k in keys] for c, f in audit["intra_class_diversity"].items()} == {
+        c: [f[k] for k in keys] for c, f in run_audit.items()}  # each class's pixel diversity, its ratio, interval
+    assert all(f["ratio_interval"] for f in run_audit.values())  # 12 images a class: every pair, so an interval
     assert card["study"]["verdict"] == metrics["verdict"] and card["licence"] is None
     # the warnings on these figures travel with them (a tiny test split always draws one)
     assert card["study"]["warnings"] == metrics["warnings"] and any("test split" in w for w in metrics["warnings"])
@@ -250,6 +252,9 @@ def test_the_synthetic_set_carries_a_dataset_card(two_runs):
                     "## Intended use", "## Limits", "## Licence"):
         assert section in text
     assert metrics["verdict"][0] in text and "Intra-class diversity" in text
+    low, high = run_audit["virus"]["ratio_interval"]
+    assert f"virus {run_audit['virus']['synthetic']:.3f} (real {run_audit['virus']['real']:.3f}; " \
+           f"{run_audit['virus']['ratio']:.2f}x as varied, 95 % interval {low:.2f}-{high:.2f})" in text
     # no path, no identifier: nothing of the machine's folders, no patient group
     blob = json.dumps(card) + text
     assert str(run_dir.parent) not in blob and "/tmp" not in blob and "root" not in card["training_data"]
