@@ -11,16 +11,19 @@ import torch
 import augkit
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # one test process per core (pyproject's -n auto): each computes on one thread, and so does every process it
-    # starts. With torch's default of a thread per core in each, they fought for the cores: on 2 cores the suite
-    # took 15 min 28 s against 10 min 46 s in one process; on one thread each, 6 min 55 s
+    # one test process per core (pyproject's -n auto): each computes on one thread, and so do the processes it
+    # starts (OMP_NUM_THREADS). With torch's default of a thread per core in each, two fought for 2 cores: the
+    # suite took 15 min 28 s against 12 min 44 s in one process; on one thread each, 6 min 55 s against 10 min 46 s
+    # (after cheaper grids and the MONAI example's --smoke; README, "Development")
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
 
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: one test process per core this process may use (not the host's count), at most 4 (each holds
-    a gigabyte or two while a run trains)."""
+    a gigabyte or two while a run trains); PYTEST_XDIST_AUTO_NUM_WORKERS, where set, decides instead."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 

@@ -183,6 +183,9 @@ def _rank(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(WORLD))
     out = Path(out)
+    # a fresh process's threads, one per core: started from a pytest-xdist worker it inherits OMP_NUM_THREADS=1,
+    # which would meet the check below whether or not init set anything
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     here = distributed.init(torch.device("cpu"))
     assert (here.rank, here.size) == (rank, WORLD)
     assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) // WORLD)  # no oversubscription

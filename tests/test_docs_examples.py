@@ -111,8 +111,8 @@ augkit run RECIPE ARGS           augkit validate RECIPE ARGS (without --out): a 
 augkit evaluate RUN ARGS         augkit evaluate RUN ARGS --seeds 1 (RUN: the session's tiny run, or
                                  its diffusion run for runs/quickstart-...)
 python -m pytest ARGS            python -m pytest --collect-only ARGS, in the repository
-python examples/library.py,      byte-compiled; tests/e2e/test_examples.py runs them whole
-  python examples/monai_pipeline.py  (checked: it names them)
+python examples/library.py,      byte-compiled; tests/e2e/test_examples.py runs them (monai_pipeline
+  python examples/monai_pipeline.py  at its --smoke size; checked: it names them)
 python SCRIPT ARGS (other)       python SCRIPT --help; every --option in ARGS must be in that help
 bash benchmarks/gpu.sh ARGS      without a CUDA GPU: bash -n (syntax) and every python script it
                                  runs answers --help; with one: runs whole

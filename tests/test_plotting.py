@@ -107,3 +107,40 @@ def test_the_loss_plot_draws_whatever_losses_a_generator_logs(tmp_path):
     assert report.plot_losses([{"step": 1}], tmp_path / "d.png", title="t") == ()
     for name in "abcd":
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_grid_keeps_each_images_colour_order_and_rows(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from augkit.outputs import report
+
+    rgb = torch.eye(3).view(3, 3, 1, 1).expand(3, 3, 16, 16) * 2 - 1  # pure red, green, blue in [-1, 1]
+    report.image_grid(rgb, tmp_path / "rgb.png", title="synthetic: a class with a long name")
+    pixels = np.asarray(Image.open(tmp_path / "rgb.png").convert("RGB")).astype(int)
+    columns = {}
+    for c, colour in enumerate(("red", "green", "blue")):
+        pure = (pixels[..., c] > 200) & (np.delete(pixels, c, axis=-1) < 60).all(-1)
+        assert pure.sum() > 100, colour  # the colour survives (not drawn grey)
+        columns[colour] = np.nonzero(pure)[1].mean()
+    assert columns["red"] < columns["green"] < columns["blue"]  # in order, left to right
+    # 10 grey images in rows of 4: 3 rows, 4 columns wide; none: an empty figure, no error
+    report.image_grid(torch.linspace(-1, 1, 10).view(10, 1, 1, 1).expand(10, 1, 8, 8), tmp_path / "g.png",
+                      title="g", columns=4)
+    assert Image.open(tmp_path / "g.png").size == (520, 400)  # (4 x 1.2 + 0.4, 3 x 1.2 + 0.4) inches at 100 dpi
+    report.image_grid(torch.zeros(0, 1, 8, 8), tmp_path / "none.png", title="none")
+    assert Image.open(tmp_path / "none.png").size == (300, 160)
+
+
+def test_a_card_from_an_audit_before_diversity_intervals_still_reads(tmp_path):
+    from augkit.outputs import card
+
+    old = {"diversity": {"per_class": {  # audit.json before 2026-12-07: no ratio_interval; a class without a ratio
+        "virus": {"synthetic": 0.30, "real": 0.36, "ratio": 0.8333, "collapsed": False},
+        "normal": {"synthetic": None, "real": 0.36, "ratio": None, "collapsed": False}}}}
+    made = card.build(None, provenance={"generator": "diffusion"}, per_class={"virus": 2, "normal": 0})
+    made["audit"] = {**card._audit(old), "warnings": []}
+    text = card.markdown(made)
+    assert "virus 0.300 (real 0.360; 0.83x as varied); normal n/a (real 0.360)." in text
+    assert made["audit"]["intra_class_diversity"]["virus"]["ratio_interval"] is None

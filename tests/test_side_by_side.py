@@ -97,7 +97,15 @@ def test_the_audits_classifier_stands_in_side_by_side_only_as_a_worker_would_tra
     assert run["regimes"] == evaluate["regimes"]
 
 
-def test_threads_restores_the_count():
+@pytest.fixture
+def every_core():
+    """This process on one thread per core, as a run starts: a pytest-xdist worker runs on one, where lowering the
+    count by a core for a worker beside it could not show on 2 cores."""
+    with side_by_side.threads(side_by_side.cores()):
+        yield
+
+
+def test_threads_restores_the_count(every_core):
     before = torch.get_num_threads()
     with side_by_side.threads(1):
         assert torch.get_num_threads() == 1
@@ -108,7 +116,7 @@ def test_threads_restores_the_count():
 
 @pytest.mark.skipif(side_by_side.cores() < 2, reason="a head start needs a core beside the run's own work")
 @pytest.mark.parametrize("when", ["generator", "audit"])
-def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path, when):
+def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path, when, every_core):
     """evaluation.head_start: the real-data trainings begin in one worker before the study (from the generator or
     from the audit on, this process on one core fewer); the study then reports exactly what it reports training
     them itself, as ``augkit evaluate`` does."""
@@ -149,7 +157,7 @@ def test_a_head_start_gives_the_study_the_numbers_it_would_train_itself(tmp_path
 
 
 @pytest.mark.skipif(side_by_side.cores() < 2, reason="a head start needs a core beside the run's own work")
-def test_synthetic_images_are_sampled_on_every_core_beside_a_head_start(tmp_path):
+def test_synthetic_images_are_sampled_on_every_core_beside_a_head_start(tmp_path, every_core):
     """A thread count can change a generator's rounding, and ``augkit evaluate`` / ``generate`` sample on every
     core: beside a head start the pool is still sampled on every core, its workers stopped meanwhile."""
     from pathlib import Path

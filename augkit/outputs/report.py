@@ -255,12 +255,12 @@ def image_grid(images: Tensor, path: Path, *, title: str, columns: int = 8) -> N
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     n = len(images)
     rows = max(1, int(np.ceil(n / columns)))
-    fig = figure((max(1, min(columns, n)) * 1.2 + 0.4, rows * 1.2 + 0.4))
+    fig = figure((max(3.0, min(columns, n) * 1.2 + 0.4), rows * 1.2 + 0.4))  # 3 inches: room for the title
     ax = fig.add_subplot()
     ax.axis("off")
     if n:
-        # one tiled image in one axes: an axes per image made a 64-image grid take 0.5 s to draw, most of a
-        # tiny run's reports; white gaps between the images, as the figure's background
+        # one tiled image in one axes, white gaps between the images: an axes per image took 2.3-7.6x as long
+        # a grid (benchmarks/grid_drawing.py), most of a tiny run's reports
         images = (images.float().clamp(-1, 1) + 1) / 2
         gap = max(1, images.shape[-1] // 16)
         tiles = make_grid(images, nrow=columns, padding=gap, pad_value=1.0)
