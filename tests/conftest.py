@@ -24,7 +24,9 @@ def pytest_xdist_auto_num_workers(config):
     a gigabyte or two while a run trains); PYTEST_XDIST_AUTO_NUM_WORKERS, where set, decides instead."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    from augkit.compute.distributed import cores
+
+    return max(1, min(4, cores()))
 
 
 class ConstantGenerator(augkit.Generator):

@@ -185,7 +185,7 @@ def _rank(rank: int, port: int, out: str) -> None:
     out = Path(out)
     # a fresh process's threads, one per core: started from a pytest-xdist worker it inherits OMP_NUM_THREADS=1,
     # which would meet the check below whether or not init set anything
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(distributed.cores())
     here = distributed.init(torch.device("cpu"))
     assert (here.rank, here.size) == (rank, WORLD)
     assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) // WORLD)  # no oversubscription
