@@ -183,7 +183,8 @@ def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str],
     regimes = metrics["regimes"]
     chance = 1 / len(classes) if classes else None
     real = regimes.get("real", {}).get("balanced_accuracy")
-    if chance is not None and real is not None and real < chance + CHANCE_MARGIN:
+    at_chance = chance is not None and real is not None and real < chance + CHANCE_MARGIN
+    if at_chance:
         warnings.append(
             f"real-only classifiers are at chance: balanced accuracy {real:.2f}, chance {chance:.2f} for "
             f"{len(classes)} classes; they learnt nothing the test split shows, so the comparisons with real and "
@@ -192,6 +193,10 @@ def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str],
         )
     if "fake" in regimes and "real" in regimes and regimes["fake"]["accuracy"] > regimes["real"]["accuracy"]:
         warnings.append(
+            # beating classifiers that learnt nothing hints at neither leakage nor better images
+            "fake-only beats real-only, whose classifiers are at chance: the real-only trainings learnt too little "
+            "to compare with, so this says nothing of leakage or of the synthetic images; train longer first"
+            if at_chance else
             "fake-only beats real-only: check for leakage between generator training and the test split, "
             "or a task too easy to tell anything apart"
         )
