@@ -29,8 +29,9 @@ class _Collect(logging.Handler):
 
 def inspect(resolved, out: Path, progress, preview: Path | None) -> dict:
     """Load and preprocess (filling the cache a run reuses), split; the summary ``augkit data`` prints."""
+    from augkit.outputs import comparisons
     from augkit.outputs.progress import no_progress
-    from augkit.stages import prepare, study
+    from augkit.stages import prepare
 
     recipe = resolved.recipe
     source, prep = resolved.build("dataset"), resolved.build("preprocessor")
@@ -50,7 +51,7 @@ def inspect(resolved, out: Path, progress, preview: Path | None) -> dict:
     warnings += [f"left out class {c}: no usable image" for c in loaded.dropped_classes]
     test = parts["test"]
     metrics = {"regimes": {}}
-    warnings += study.reviewer_warnings(metrics, test.counts(), test.classes)
+    warnings += comparisons.reviewer_warnings(metrics, test.counts(), test.classes)
     for name, split in parts.items():
         for c, n in zip(split.classes, split.counts()):
             if name == "train" and n < 20:

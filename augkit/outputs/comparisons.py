@@ -212,3 +212,38 @@ def verdict(rows: list[dict], confidence: float = 0.95) -> list[str]:
     control = regime_table.control()
     ordered = [r for r in augmenting if r["reference"] != control] + [r for r in augmenting if r["reference"] == control]
     return [sentence(row, confidence) for row in ordered]
+
+
+# real-only balanced accuracy this close to chance (1 / classes) or below: the reviewer warns
+CHANCE_MARGIN = 0.05
+
+
+def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str], min_per_class: int = 10) -> list[str]:
+    """What a careful reviewer would say about these numbers."""
+    warnings = []
+    if sum(test_counts) < 100:
+        warnings.append(f"the test split has only {sum(test_counts)} images: expect wide confidence intervals")
+    for name, n in zip(classes, test_counts):
+        if n < min_per_class:
+            warnings.append(f"class {name} has {n} test images (< {min_per_class}): its precision and recall are unreliable")
+    regimes = metrics["regimes"]
+    chance = 1 / len(classes) if classes else None
+    real = regimes.get("real", {}).get("balanced_accuracy")
+    at_chance = chance is not None and real is not None and real < chance + CHANCE_MARGIN
+    if at_chance:
+        warnings.append(
+            f"real-only classifiers are at chance: balanced accuracy {real:.2f}, chance {chance:.2f} for "
+            f"{len(classes)} classes; they learnt nothing the test split shows, so the comparisons with real and "
+            "with the matched controls cannot show an effect either way: train longer (classifier.options.epochs, "
+            "evaluation.budget) or on more real images"
+        )
+    if "fake" in regimes and "real" in regimes and regimes["fake"]["accuracy"] > regimes["real"]["accuracy"]:
+        warnings.append(
+            # beating classifiers that learnt nothing hints at neither leakage nor better images
+            "fake-only beats real-only, whose classifiers are at chance: the real-only trainings learnt too little "
+            "to compare with, so this says nothing of leakage or of the synthetic images; train longer first"
+            if at_chance else
+            "fake-only beats real-only: check for leakage between generator training and the test split, "
+            "or a task too easy to tell anything apart"
+        )
+    return warnings

@@ -35,6 +35,7 @@ from augkit.config import regimes as regime_table
 from augkit.outputs import comparisons
 from augkit.outputs import metrics as M
 from augkit.outputs import stats
+from augkit.outputs.comparisons import reviewer_warnings
 from augkit.extension.roles import LabeledImages
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import side_by_side
@@ -43,8 +44,6 @@ from augkit.stages.reuse import n_trainings, workers_for
 log = logging.getLogger("augkit")
 
 SUMMARY_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
-# real-only balanced accuracy this close to chance (1 / classes) or below: the study's reviewer warns
-CHANCE_MARGIN = 0.05
 
 
 def synthetic_needs(regimes: list[str], train_counts: list[int], *, per_class: int | None, multiplier: float,
@@ -170,37 +169,6 @@ def summarise(runs: dict[str, list[dict]], predictions: comparisons.Predictions,
         summary["runs"] = rs
         out[regime] = summary
     return {"regimes": out, **{k: analysis[k] for k in ("comparisons", "verdict", "not_covered")}}
-
-
-def reviewer_warnings(metrics: dict, test_counts: list[int], classes: list[str], min_per_class: int = 10) -> list[str]:
-    """What a careful reviewer would say about these numbers."""
-    warnings = []
-    if sum(test_counts) < 100:
-        warnings.append(f"the test split has only {sum(test_counts)} images: expect wide confidence intervals")
-    for name, n in zip(classes, test_counts):
-        if n < min_per_class:
-            warnings.append(f"class {name} has {n} test images (< {min_per_class}): its precision and recall are unreliable")
-    regimes = metrics["regimes"]
-    chance = 1 / len(classes) if classes else None
-    real = regimes.get("real", {}).get("balanced_accuracy")
-    at_chance = chance is not None and real is not None and real < chance + CHANCE_MARGIN
-    if at_chance:
-        warnings.append(
-            f"real-only classifiers are at chance: balanced accuracy {real:.2f}, chance {chance:.2f} for "
-            f"{len(classes)} classes; they learnt nothing the test split shows, so the comparisons with real and "
-            "with the matched controls cannot show an effect either way: train longer (classifier.options.epochs, "
-            "evaluation.budget) or on more real images"
-        )
-    if "fake" in regimes and "real" in regimes and regimes["fake"]["accuracy"] > regimes["real"]["accuracy"]:
-        warnings.append(
-            # beating classifiers that learnt nothing hints at neither leakage nor better images
-            "fake-only beats real-only, whose classifiers are at chance: the real-only trainings learnt too little "
-            "to compare with, so this says nothing of leakage or of the synthetic images; train longer first"
-            if at_chance else
-            "fake-only beats real-only: check for leakage between generator training and the test split, "
-            "or a task too easy to tell anything apart"
-        )
-    return warnings
 
 
 def distribute_mode(resolved, n_jobs: int, world_size: int) -> str:
