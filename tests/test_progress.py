@@ -54,3 +54,35 @@ def test_without_tensorboard_a_run_writes_a_note_and_no_event_files(tmp_path, mo
         board.close()
     assert board.writer is None and not (tmp_path / "tensorboard").exists()
     assert "pip install 'augkit[tensorboard]'" in caplog.text
+
+
+def _recording(seen: dict):
+    """A renderer that notes (items done, total) per bar, as a bar's own update does: after each item,
+    when the caller asks for the next one."""
+    def progress(iterable, description="", total=None):
+        done = 0
+        for item in iterable:
+            yield item
+            done += 1
+            seen[description] = (done, total)
+    return progress
+
+
+def test_the_preprocessing_bar_ends_at_its_total():
+    import augkit
+    from augkit.stages.data import _preprocess_all
+
+    source = augkit.build("dataset", "chest-phantom", counts={"normal": 3, "bacteria": 3, "virus": 2})
+    prep = augkit.build("preprocessor", "paper", image_size=16)
+    seen = {}
+    _preprocess_all(source, prep, _recording(seen), strict=False, workers=1)
+    assert seen["preprocess"] == (8, 8)  # the loop used to stop asking after the last image: 7/8 stayed on screen
+
+
+def test_feature_extractors_give_their_training_bar_a_total():
+    import augkit
+
+    real = augkit.build("feature_extractor", "real-classifier", classifier_options={"epochs": 3, "min_epochs": 1})
+    assert real.total_steps == 3  # its classifier's epochs ("18/?" before)
+    assert augkit.build("feature_extractor", "small-cnn", steps=5).total_steps == 5
+    assert augkit.build("feature_extractor", "pixels").total_steps is None  # nothing to train

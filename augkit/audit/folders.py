@@ -74,7 +74,7 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
         perm = torch.randperm(len(ref), generator=torch.Generator().manual_seed(settings.seed))
         cut = max(1, len(ref) * 15 // 100)
         fit_train, fit_val = ref.subset(perm[cut:]), ref.subset(perm[:cut])
-    list(progress(extractor.fit(fit_train, fit_val, seed=settings.seed), "audit: feature extractor", None))
+    list(progress(extractor.fit(fit_train, fit_val, seed=settings.seed), "audit: feature extractor", extractor.total_steps))
     auditor = Auditor(extractor, ref, held, settings)
     screen, feats = auditor.screen(syn.images, syn.labels)
     summary = auditor.summary(screen, feats, images=syn.images)

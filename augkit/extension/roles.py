@@ -20,7 +20,7 @@ with the documented default):
   ``features(images)``, ``total_epochs``, ``device``, ``precision``, ``supports_distributed``,
   ``check_distributed(world_size)``.
 * :class:`FeatureExtractor`: ``features(images)``; ``fit(train, val, seed=...)``,
-  ``predict_proba(images)``, ``describe()``, ``trained_classifier``, ``classifier_fields``,
+  ``predict_proba(images)``, ``describe()``, ``trained_classifier``, ``total_steps``, ``classifier_fields``,
   ``supports_distributed``, ``check_distributed(world_size)``.
 * :class:`Exporter`: as its docstring says (``suffix`` and ``write_image``, or ``export``).
 
@@ -296,6 +296,14 @@ class FeatureExtractor(Plugin):
     def describe(self) -> str:
         """One sentence for the report: what feature space this is and what it was trained on."""
         return type(self).__name__
+
+    @property
+    def total_steps(self) -> int | None:
+        """The last ``step`` that ``fit``'s rows can reach (it may stop earlier), or None when unknown.
+
+        The total of the progress bar of its training. Default: None.
+        """
+        return None
 
     @property
     def trained_classifier(self) -> Classifier | None:

@@ -79,9 +79,10 @@ def rich_progress(console=None) -> Progress:
             task = bar.add_task(description, total=total, postfix="")
             for item in iterable:
                 yield item
+                numbers = _postfix(item, budget)  # a row without numbers (an end) keeps the last ones shown
                 if isinstance(item, dict) and "step" in item:  # training rows say where they are
-                    bar.update(task, completed=item["step"], postfix=_postfix(item, budget))
+                    bar.update(task, completed=item["step"], **({"postfix": numbers} if numbers else {}))
                 else:
-                    bar.update(task, advance=1, postfix=_postfix(item, budget))
+                    bar.update(task, advance=1, **({"postfix": numbers} if numbers else {}))
 
     return render

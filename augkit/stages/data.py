@@ -133,7 +133,7 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
         samples = list(source.samples())
     images, labels, groups, sources, skipped = [], [], [], [], []
     results = _prepared(samples, prep, workers)
-    for sample, (image, problem) in zip(samples, progress(results, "preprocess", len(samples))):
+    for sample, (image, problem) in zip(samples, progress(results, "preprocess", len(samples)), strict=True):
         if image is not None and images and image.shape != tuple(images[0].shape):
             image, problem = None, f"ValueError: preprocessed to shape {image.shape}, others are {tuple(images[0].shape)}"
         if image is None:

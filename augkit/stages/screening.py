@@ -38,7 +38,7 @@ def audit_pool(resolved: ResolvedRecipe, generator: Generator, batches: list[Syn
     extractor, rows, classifier = resolved.build("feature_extractor"), None, None
     if _fits_together(resolved, extractor, here.size):
         log.info("audit: the feature extractor trains over all %d processes (DDP)", here.size)
-        rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", None))
+        rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", extractor.total_steps))
     if here.main:  # alone: the others wait for the audited batches
         with distributed.alone():
             batches, classifier = audit_synthetic(resolved, generator, batches, train, val, folder, progress,
@@ -81,7 +81,7 @@ def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: lis
     if rows is None:
         build = getattr(extractor.options, "build_classifier", None)  # a classifier the study may reuse
         with side_by_side.threads(None if build is None else reuse.audit_threads(resolved, build())):
-            rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", None))
+            rows = list(progress(extractor.fit(train, val, seed=recipe.seed), "audit: feature extractor", extractor.total_steps))
     settings = A.AuditSettings(k=spec.k, repeats=spec.repeats, copy_quantile=spec.copy_quantile,
                                copy_margin=spec.copy_margin, seed=recipe.seed)
     auditor = A.Auditor(extractor, train, val, settings)

@@ -322,10 +322,12 @@ def train(cls: type[Classifier], options, trainings: list[Training], val: Labele
         yield from pool.events()
 
 
-def live(events, epochs: int, board, tag) -> Iterator[tuple[str, int, object]]:
+def live(events, epochs: int, board, tag) -> Iterator[dict]:
     """:func:`train`'s events as one progress: every row advances the bar (``step``: epochs done over all
     trainings; a training that stops early counts its unused epochs when it ends) and goes to TensorBoard
-    (``board``, or None) under ``classifier/<tag(job)>``."""
+    (``board``, or None) under ``classifier/<tag(job)>``. Yields the rows, and for each training's end
+    ``{"step": ..., "done": job, "result": what train's "done" event carried}``: every item a row with
+    ``step``, so the bar counts epochs, never events."""
     finished, latest, ended = 0, {}, set()
     for event, j, item in events:
         if event == "row":
@@ -333,10 +335,9 @@ def live(events, epochs: int, board, tag) -> Iterator[tuple[str, int, object]]:
                 latest[j] = item["step"]
             if board is not None:
                 board.scalars(f"classifier/{tag(j)}", item, item["step"])
-            yield event, j, {**{k: v for k, v in item.items() if k != "step"},
-                             "step": finished * epochs + sum(latest.values())}
+            yield {**{k: v for k, v in item.items() if k != "step"}, "step": finished * epochs + sum(latest.values())}
         else:
             finished += 1
             ended.add(j)
             latest.pop(j, None)
-            yield event, j, item
+            yield {"step": finished * epochs + sum(latest.values()), "done": j, "result": item}

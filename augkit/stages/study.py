@@ -326,10 +326,10 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
         events = side_by_side.train(cls, options, trainings, val, test.images, steps, workers,
                                     pool=None if head is None else head.pool)
         tag = lambda j: _name(*jobs[j], len(pools)).replace(" ", "/")  # noqa: E731
-        for event, j, item in progress(side_by_side.live(events, epochs, board, tag),
-                                       f"classifiers x{workers}", len(to_train) * epochs):
-            if event == "done":
-                scored(j, *item)
+        for row in progress(side_by_side.live(events, epochs, board, tag), f"classifiers x{workers}",
+                            len(to_train) * epochs):
+            if "done" in row:
+                scored(row["done"], *row["result"])
     for j in to_train if workers == 1 else []:
         regime, g, seed = jobs[j]
         classifier, rows, name = resolved.build("classifier"), [], _name(regime, g, seed, len(pools))

@@ -81,6 +81,10 @@ class RealClassifierFeatures(augkit.FeatureExtractor):
     def check_distributed(self, world_size: int) -> None:
         self.options.build_classifier().check_distributed(world_size)
 
+    @property
+    def total_steps(self) -> int | None:  # its classifier's rows count epochs
+        return self.options.build_classifier().total_epochs
+
     def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
         classifier = self.options.build_classifier()
         yield from classifier.fit(train, val, seed=seed)
@@ -114,6 +118,10 @@ class SmallCNNFeatures(augkit.FeatureExtractor):
         super().__init__(options, **kwargs)
         self._judge = None
         self._trained_on, self._balanced = 0, float("nan")
+
+    @property
+    def total_steps(self) -> int:  # one row, at the end
+        return self.options.steps
 
     def fit(self, train: augkit.LabeledImages, val: augkit.LabeledImages, *, seed: int) -> Iterator[dict[str, float]]:
         from augkit.stages.selection import train_judge
