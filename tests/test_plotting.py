@@ -144,3 +144,20 @@ def test_a_card_from_an_audit_before_diversity_intervals_still_reads(tmp_path):
     text = card.markdown(made)
     assert "virus 0.300 (real 0.360; 0.83x as varied); normal n/a (real 0.360)." in text
     assert made["audit"]["intra_class_diversity"]["virus"]["ratio_interval"] is None
+
+
+def test_the_data_preview_draws_colour_files_as_they_look(tmp_path, caplog):
+    """`augkit data`'s raw-beside-preprocessed preview of an 8-bit RGB JPEG: drawn in its colours, not clipped
+    to white (matplotlib takes float colour in [0, 1] only; it warned "Clipping input data" on every such file)."""
+    import numpy as np
+    from PIL import Image
+
+    from augkit.outputs import report
+
+    raw = np.zeros((40, 40, 3), dtype=np.uint8)
+    raw[:, :20] = (30, 90, 150)  # a dark blue-grey left half, a black right half
+    with caplog.at_level("WARNING"):
+        report.before_after([(raw, np.zeros((1, 8, 8), dtype=np.float32), "normal")], tmp_path / "p.png")
+    assert "Clipping" not in caplog.text
+    pixels = np.asarray(Image.open(tmp_path / "p.png").convert("RGB")).astype(int)
+    assert ((pixels[..., 2] - pixels[..., 0] > 80) & (pixels.sum(-1) < 600)).sum() > 100  # blue, not white

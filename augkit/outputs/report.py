@@ -277,7 +277,13 @@ def before_after(pairs: list[tuple[np.ndarray, np.ndarray, str]], path: Path) ->
     axes = fig.subplots(len(pairs), 2, squeeze=False)
     for (raw, done, title), (a, b) in zip(pairs, axes):
         raw = np.asarray(raw, dtype=np.float32)
-        a.imshow(raw if raw.ndim == 2 or raw.shape[-1] in (3, 4) else raw[..., 0], cmap="gray")
+        if raw.ndim == 3 and raw.shape[-1] in (3, 4):  # colour: imshow draws floats in [0, 1] and clips the rest
+            raw = raw[..., :3]
+            lo, hi = float(raw.min()), float(raw.max())
+            raw = (raw - lo) / (hi - lo) if hi > lo else np.zeros_like(raw)
+        elif raw.ndim == 3:
+            raw = raw[..., 0]
+        a.imshow(raw, cmap="gray")
         a.set_title(f"{title}: raw {raw.shape[1]}x{raw.shape[0]}", fontsize=8)
         b.imshow((done[0] + 1) / 2, cmap="gray", vmin=0, vmax=1)
         b.set_title(f"preprocessed {done.shape[-1]}x{done.shape[-2]}", fontsize=8)
