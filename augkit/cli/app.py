@@ -29,6 +29,16 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def output_folder(path: Path, option: str = "--out") -> Path:
+    """``path`` as a folder, created with its parents if missing; a clear error, not a traceback, when it cannot be
+    (a read-only place, a file in the way)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{option} {path}: cannot create this folder ({exc.strerror or exc}); pass a folder you can write to")
+    return path
+
+
 def load(recipe: Path, overrides: list[str] | None):
     from augkit.extension.registry import PluginError
     from augkit.config.recipe import RecipeError, load_recipe

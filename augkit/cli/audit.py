@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.logging import RichHandler
 
-from augkit.cli.app import app, err, fail, key_values, plugin_class, validated
+from augkit.cli.app import app, err, fail, key_values, output_folder, plugin_class, validated
 from augkit.config.defaults import DEFAULT_PLUGINS
 
 
@@ -71,7 +71,7 @@ def audit(
         feature_options[options_field] = {**shared, **(feature_options.get(options_field) or {})}
     extractor = extractor_cls(validated(extractor_cls, "feature_extractor", features, "--feature-option",
                                          feature_options, registry=registry))
-    out_dir = RunFolder.new(out, "audit").path
+    out_dir = RunFolder.new(output_folder(out), "audit").path
     settings = A.AuditSettings(copy_quantile=copy_quantile, copy_margin=copy_margin, seed=seed)
     try:
         summary = A.audit_folders(synthetic, reference, holdout, out_dir, extractor=extractor, prep=prep,

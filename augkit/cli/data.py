@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from augkit.cli.app import RecipeArg, SetOpt, app, err, fail, load
+from augkit.cli.app import RecipeArg, SetOpt, app, err, fail, load, output_folder
 
 
 class _Collect(logging.Handler):
@@ -79,8 +79,8 @@ def data(
 
     resolved = load(recipe, set_)
     name = resolved.recipe.name or "run"
+    output_folder(out)  # its .cache is filled, preview or not
     if not no_preview and preview is None:
-        out.mkdir(parents=True, exist_ok=True)
         preview = next(p for k in range(1, 1000)
                        if not (p := out / (f"{name}-preview" + (f"-{k}" if k > 1 else "") + ".png")).exists())
     try:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from augkit.cli.app import app, err, fail, key_values, plugin_class, ranks, validated
+from augkit.cli.app import app, err, fail, key_values, output_folder, plugin_class, ranks, validated
 from augkit.config.defaults import DEFAULT_PLUGINS
 
 
@@ -55,6 +55,7 @@ def generate(
         fail(str(exc))
     if class_name not in gen.classes:
         fail(f"--class {class_name!r} is not a class of this checkpoint; classes: {', '.join(gen.classes)}")
+    output_folder(out)
     with ranks(gen.device) as here:
         manifest = export_generated(name, gen, checkpoint, class_name, n, out, sink, seed=seed, batch_size=batch_size,
                                     progress=rich_progress(err) if here.main else no_progress)

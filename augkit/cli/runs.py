@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from augkit.cli.app import RecipeArg, SetOpt, app, device_of, err, fail, load, rank0_output, ranks
+from augkit.cli.app import RecipeArg, SetOpt, app, device_of, err, fail, load, output_folder, rank0_output, ranks
 from augkit.outputs.run_folder import RunFolder
 
 
@@ -24,6 +24,7 @@ def run(
     from augkit.runner import run as run_recipe
 
     resolved = load(recipe, set_)
+    output_folder(out)
     with ranks(device_of(resolved)) as here:
         rank0_output(here)
         try:

@@ -183,3 +183,16 @@ def test_a_kill_at_each_checkpoint_write_resumes_to_the_uninterrupted_run(point,
     cli("resume", broken)
     assert "generator resumes at step 10" in (broken / "run.log").read_text()
     assert _outputs(broken) == uninterrupted
+
+
+def test_an_output_folder_that_cannot_be_made_is_named_not_a_traceback(checkpoint, tmp_path, cli):
+    """--out under a file (or anywhere unwritable): every command that writes says which folder and what to do."""
+    blocked = tmp_path / "afile"
+    blocked.write_text("user data")
+    run_dir = checkpoint.parent.parent
+    for command in (("run", TINY), ("data", TINY),
+                    ("generate", checkpoint, "--class", "virus", "-n", "1"),
+                    ("audit", run_dir / "synthetic", "--reference", run_dir / "synthetic")):
+        out = cli(*command, "--out", blocked / "sub", expect=2).output
+        assert f"--out {blocked / 'sub'}: cannot create this folder" in out and "Traceback" not in out, command
+    assert blocked.read_text() == "user data"
