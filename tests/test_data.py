@@ -103,6 +103,29 @@ def test_bad_image_is_skipped_and_named_then_cache_reused(tmp_path):
     assert not third.cache_hit
 
 
+@pytest.mark.parametrize("damage", [lambda b: b"", lambda b: b[: len(b) // 2], lambda b: b"not a torch file"])
+def test_a_damaged_cache_file_is_made_again_not_fatal(tmp_path, caplog, damage):
+    """An emptied or cut-short cache file (a full disk, a copy gone wrong) stopped every command ("Aborted."):
+    it is augkit's own file, so it is read as a miss, the data preprocessed again and the file rewritten."""
+    kw = dict(source_name="list", prep_name="scale", cache_dir=tmp_path)
+    first = load_and_preprocess(ListSource(), Scale(), **kw)
+    first.cache_path.write_bytes(damage(first.cache_path.read_bytes()))
+    with caplog.at_level("WARNING", logger="augkit"):
+        again = load_and_preprocess(ListSource(), Scale(), **kw)
+    assert not again.cache_hit and torch.equal(again.data.images, first.data.images)
+    assert "cannot be read" in caplog.text and "preprocessing again" in caplog.text
+    assert load_and_preprocess(ListSource(), Scale(), **kw).cache_hit  # written anew
+
+
+def test_a_cache_dir_that_cannot_be_made_is_named_before_any_work(tmp_path):
+    blocked = tmp_path / "afile"
+    blocked.write_text("user data")
+    calls = Scale.calls
+    with pytest.raises(DataError, match=r"cache_dir .*afile.*cannot create this folder .*set cache_dir"):
+        load_and_preprocess(ListSource(), Scale(), source_name="l", prep_name="s", cache_dir=blocked)
+    assert Scale.calls == calls and blocked.read_text() == "user data"
+
+
 def test_strict_mode_stops_at_the_first_bad_image(tmp_path):
     with pytest.raises(DataError, match="bad.jpeg: OSError: truncated file"):
         load_and_preprocess(ListSource(), Scale(), source_name="l", prep_name="s", cache_dir=None, strict=True)

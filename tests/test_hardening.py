@@ -266,3 +266,29 @@ def test_an_atomic_write_syncs_the_file_and_then_its_folder(tmp_path, monkeypatc
     files.write_json(tmp_path / "selection.json", {"scores": []})
     assert synced == [False, True]  # the temporary file's data, then the rename in the folder
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_ctrl_c_inside_torch_save_stays_an_interrupt_and_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    """Ctrl-C while a checkpoint is written: torch's zip writer then fails on its way out ("unexpected pos"),
+    which hid the interrupt behind a traceback; the command must see the interrupt, the old file must stand."""
+    import torch
+
+    from augkit.outputs import files
+
+    files.atomic_save({"step": 1}, tmp_path / "last.pt")
+
+    def interrupted_save(obj, f):
+        try:
+            f.write(b"PK partial")
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1668224 vs 1668116")
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_save({"step": 2}, tmp_path / "last.pt")
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "last.pt") == {"step": 1} and not list(tmp_path.glob(".*.tmp"))
+    monkeypatch.setattr(torch, "save", lambda obj, f: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError, match="No space left"):  # any other failure stays what it is
+        files.atomic_save({"step": 3}, tmp_path / "last.pt")

@@ -32,10 +32,25 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if not isinstance(exc, KeyboardInterrupt) and _interrupted(exc):
+            # Ctrl-C inside torch.save: its zip writer fails on the way out ("unexpected pos") and that error
+            # hides the interrupt, which the command reports as one (path is untouched: resume continues)
+            raise KeyboardInterrupt from None
         raise
     _fsync_folder(path.parent)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in ``exc``'s chain of causes and contexts."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _fsync_folder(folder: Path) -> None:

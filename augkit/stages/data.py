@@ -188,12 +188,21 @@ def load_and_preprocess(
         with _data_errors():
             path = Path(cache_dir) / f"{cache_key(source_name, source, prep_name, prep)}.pt"
         if path.exists():
-            blob = torch.load(path, weights_only=True)
-            data = LabeledImages(blob["images"], blob["labels"], blob["classes"], blob["groups"])
-            skipped = [tuple(s) for s in blob["skipped"]]
-            log.info("preprocess: cache hit, %d images from %s", len(data), path)
-            return Loaded(data, skipped, blob["sources"], cache_hit=True, cache_path=path,
-                          dropped_classes=list(blob.get("dropped_classes", [])))
+            try:
+                blob = torch.load(path, weights_only=True)
+                data = LabeledImages(blob["images"], blob["labels"], blob["classes"], blob["groups"])
+                skipped = [tuple(s) for s in blob["skipped"]]
+                log.info("preprocess: cache hit, %d images from %s", len(data), path)
+                return Loaded(data, skipped, blob["sources"], cache_hit=True, cache_path=path,
+                              dropped_classes=list(blob.get("dropped_classes", [])))
+            except Exception as exc:  # emptied, cut short, another format: augkit's own file, made again
+                log.warning("preprocess: the cache file %s cannot be read (%s); preprocessing again, and "
+                            "writing it anew", path, type(exc).__name__)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
+        except OSError as exc:
+            raise DataError(f"cache_dir {cache_dir}: cannot create this folder ({exc.strerror or exc}); set "
+                            "cache_dir to a folder you can write to, or leave it unset (<out>/.cache)") from None
     loaded = _preprocess_all(source, prep, progress, strict, workers or os.cpu_count() or 1)
     loaded.cache_path = path
     if path is not None:
