@@ -80,6 +80,12 @@ def data(
     resolved = load(recipe, set_)
     name = resolved.recipe.name or "run"
     output_folder(out)  # its .cache is filled, preview or not
+    if preview is not None and not no_preview:
+        if preview.exists():
+            fail(f"--preview {preview} exists: augkit writes only new files; name a new .png file")
+        if preview.suffix.lower() != ".png":
+            fail(f"--preview {preview}: name a .png file (the preview is a PNG image)")
+        output_folder(preview.parent, "--preview's folder")
     if not no_preview and preview is None:
         preview = next(p for k in range(1, 1000)
                        if not (p := out / (f"{name}-preview" + (f"-{k}" if k > 1 else "") + ".png")).exists())

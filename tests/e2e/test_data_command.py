@@ -46,3 +46,17 @@ def test_data_json_is_for_scripts(recipe, tmp_path, cli):
     assert all(r["sample"].count("/") == 1 for r in summary["skipped_files"])  # keys, not paths
     assert any("covid" in w for w in summary["warnings"]) and summary["preview"] is None
     assert not (tmp_path / "runs" / "tiny-preview.png").exists()
+
+
+def test_a_preview_never_replaces_a_file_and_must_be_a_png(recipe, tmp_path, cli):
+    mine = tmp_path / "mine.png"
+    mine.write_text("user file")
+    text = cli("data", recipe, "--out", tmp_path / "runs", "--preview", mine, expect=2).output
+    assert "exists: augkit writes only new files" in text and mine.read_text() == "user file"
+    folder = tmp_path / "previews"
+    folder.mkdir()
+    assert "exists" in cli("data", recipe, "--out", tmp_path / "runs", "--preview", folder, expect=2).output
+    assert "name a .png file" in cli("data", recipe, "--out", tmp_path / "runs", "--preview", folder / "p",
+                                     expect=2).output
+    cli("data", recipe, "--out", tmp_path / "runs", "--preview", folder / "new" / "p.png")
+    assert (folder / "new" / "p.png").is_file()
