@@ -29,7 +29,7 @@ from augkit.outputs.environment import environment
 from augkit.outputs.progress import Progress, no_progress
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import head_start, prepare, reuse, study
-from augkit.stages.generator import checkpoint_used, train_generator
+from augkit.stages.generator import checkpoint_used, load_generator, train_generator
 from augkit.stages.synthetic import regenerate_pool, sample_synthetic
 
 log = logging.getLogger("augkit")
@@ -154,7 +154,7 @@ def _load_generator(resolved: ResolvedRecipe, checkpoint: Path, changed: dict):
     ``guidance``; the plugin refuses what cannot change once trained)."""
     cls = resolved.plugins["generator"][0]
     if not changed:
-        return cls.load(checkpoint)
+        return load_generator(cls, checkpoint, resolved.recipe.generator.name)
     keys = ", ".join(f"generator.options.{k}" for k in changed)
     parameters = inspect.signature(cls.load).parameters.values()
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):

@@ -52,6 +52,7 @@ def resume(
         fail(f"{run_dir} already finished (metrics.json exists); start a new run with `augkit run {recipe}`")
     from augkit.outputs.run_folder import FolderInUse
     from augkit.stages.data import DataError
+    from augkit.stages.generator import CheckpointError
 
     resolved = load(recipe, [])
     with ranks(device_of(resolved)) as here:
@@ -59,7 +60,7 @@ def resume(
         try:
             run_recipe(resolved, run_dir.parent, progress=rich_progress(err) if here.main else no_progress,
                        resume=run_dir)
-        except (DataError, FolderInUse) as exc:
+        except (DataError, FolderInUse, CheckpointError) as exc:
             fail(str(exc))
     if not here.main:
         return
@@ -79,6 +80,7 @@ def evaluate(
     from augkit.outputs.progress import no_progress, rich_progress
     from augkit.config.recipe import RecipeError
     from augkit.runner import evaluate_run
+    from augkit.stages.generator import CheckpointError
 
     folder = RunFolder(run_dir)
     if not folder.file(RunFolder.SPLITS).is_file() or not folder.file(RunFolder.CHECKPOINTS).is_dir():
@@ -94,7 +96,7 @@ def evaluate(
         rank0_output(here)
         try:
             out = evaluate_run(run_dir, overrides, progress=rich_progress(err) if here.main else no_progress)
-        except (RecipeError, DataError) as exc:
+        except (RecipeError, DataError, CheckpointError) as exc:
             fail(str(exc))
     if not here.main:
         return

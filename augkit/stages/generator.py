@@ -60,6 +60,25 @@ def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: Labeled
     return _choose(resolved.plugins["generator"][0], generator, folder, history)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint its generator cannot load: cut short, damaged, or another plugin's."""
+
+
+def load_generator(cls: type[Generator], path: Path, name: str, **changed) -> Generator:
+    """``cls.load(path)``; a file it cannot load raises :class:`CheckpointError` naming the file and why."""
+    try:
+        return cls.load(path, **changed)
+    except Exception as exc:
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else ""
+        if "weights only" in first.lower() or "weights_only" in first:
+            # torch goes on to suggest weights_only=False, which runs whatever code the file holds: never
+            first = "it holds more than tensors and plain values, and augkit loads nothing else (docs/privacy.md)"
+        raise CheckpointError(f"{path}: cannot be loaded by the {name!r} generator ({type(exc).__name__}"
+                              f"{': ' + first if first else ''}): a file cut short or damaged, or another "
+                              "generator's checkpoint") from exc
+
+
 def _start(resolved: ResolvedRecipe, folder: RunFolder, *, resume: bool) -> tuple[Generator, History]:
     """A new generator, or (resuming) the last checkpoint with the history logged up to it."""
     cls, options = resolved.plugins["generator"]
@@ -67,7 +86,11 @@ def _start(resolved: ResolvedRecipe, folder: RunFolder, *, resume: bool) -> tupl
     last = folder.file(RunFolder.LAST)
     if not (resume and last.exists()):
         return cls(options), History()
-    generator = cls.load(last)
+    try:
+        generator = load_generator(cls, last, resolved.recipe.generator.name)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}; resuming needs the last.pt this run wrote: without it, start the run again "
+                              "(augkit run)") from exc.__cause__
     done = generator.steps_done
     history = History(
         rows=[r for r in folder.read_csv(RunFolder.LOSSES) if r["step"] <= done],

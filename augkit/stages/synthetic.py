@@ -30,6 +30,7 @@ from augkit.outputs.progress import Progress, no_progress
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import screening, study
 from augkit.stages.batches import generate_batches, pool_of
+from augkit.stages.generator import load_generator
 
 log = logging.getLogger("augkit")
 
@@ -152,10 +153,7 @@ def load_checkpoint(checkpoint: Path, generator: str | None = None, registry: Re
     if generator is None:
         generator = ((recipe or {}).get("generator") or {}).get("name") or DEFAULT_PLUGINS["generator"]
     cls = (registry or get_plugin_manager()).get("generator", generator)
-    try:
-        loaded = cls.load(checkpoint)
-    except Exception as exc:
-        raise ValueError(f"{checkpoint}: cannot be loaded by the {generator!r} generator: {exc}") from exc
+    loaded = load_generator(cls, checkpoint, generator)
     for name in loaded.classes:  # they name the folders augkit generate writes
         check_class_name(name, f"{checkpoint.name}: class")
     return generator, loaded

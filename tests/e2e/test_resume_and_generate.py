@@ -196,3 +196,26 @@ def test_an_output_folder_that_cannot_be_made_is_named_not_a_traceback(checkpoin
         out = cli(*command, "--out", blocked / "sub", expect=2).output
         assert f"--out {blocked / 'sub'}: cannot create this folder" in out and "Traceback" not in out, command
     assert blocked.read_text() == "user data"
+
+
+def test_a_damaged_checkpoint_is_named_with_why_not_a_traceback(checkpoint, tmp_path, cli):
+    """Emptied, cut short, or holding code (a pickle torch's safe loader refuses): generate and resume name the file
+    and the reason, and never pass on torch's advice to load it with weights_only=False."""
+    import pickle
+
+    whole = checkpoint.read_bytes()
+    damaged = {"empty": b"", "cut": whole[: len(whole) // 2], "code": pickle.dumps(Interrupt())}
+    for name, content in damaged.items():
+        bad = tmp_path / f"{name}.pt"
+        bad.write_bytes(content)
+        out = cli("generate", bad, "--class", "virus", "-n", "1", "--out", tmp_path / name, "--generator", "acgan",
+                  expect=2).output
+        assert f"{bad}: cannot be loaded by the 'acgan' generator (" in out and "cut short or damaged" in out, name
+        assert "weights_only" not in out and "Traceback" not in out, name
+
+    with pytest.raises(Interrupt):
+        run(augkit.load_recipe(TINY), tmp_path / "runs", progress=interrupt_generator_at(15))
+    (broken,) = (tmp_path / "runs").glob("tiny-*")
+    (broken / "checkpoints" / "last.pt").write_bytes(damaged["code"])
+    out = cli("resume", broken, expect=2).output
+    assert "last.pt: cannot be loaded" in out and "start the run again" in out and "Traceback" not in out
