@@ -32,6 +32,7 @@ def inspect(resolved, out: Path, progress, preview: Path | None) -> dict:
     from augkit.outputs import comparisons
     from augkit.outputs.progress import no_progress
     from augkit.stages import prepare
+    from augkit.stages.data import DataError
 
     recipe = resolved.recipe
     source, prep = resolved.build("dataset"), resolved.build("preprocessor")
@@ -43,6 +44,11 @@ def inspect(resolved, out: Path, progress, preview: Path | None) -> dict:
         parts, _ = prepare.split_data(resolved, loaded)
         if preview is not None:
             prepare.write_preview(source, prep, max(recipe.preview, 8), preview)
+    except DataError as exc:  # what was said on the way often says why (a label_map folder not under root)
+        said = list(dict.fromkeys(collect.messages))
+        if not said:
+            raise
+        raise DataError("\n".join([str(exc), "warnings before it:", *(f"  {m}" for m in said)])) from exc
     finally:
         logger.removeHandler(collect)
     summary = prepare.data_summary(loaded.data, parts, loaded)

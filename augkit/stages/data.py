@@ -164,8 +164,9 @@ def _without_empty(classes: list[str], labels: list[int]) -> tuple[list[str], li
     """(classes that have images, labels renumbered to them, the empty classes)."""
     counts = np.bincount(labels, minlength=len(classes))
     if len(classes) - int((counts == 0).sum()) < 2 and (counts == 0).any():
-        raise DataError(f"only {', '.join(c for c, n in zip(classes, counts) if n)} has usable images: a classifier "
-                        "needs at least two classes")
+        raise DataError(f"only {', '.join(c for c, n in zip(classes, counts) if n)} has usable images "
+                        f"({', '.join(c for c, n in zip(classes, counts) if not n)}: none): a classifier needs at "
+                        "least two classes")
     kept = [c for c, n in zip(classes, counts) if n]
     number = {old: new for new, old in enumerate(i for i, n in enumerate(counts) if n)}
     return kept, [number[y] for y in labels], [c for c, n in zip(classes, counts) if not n]

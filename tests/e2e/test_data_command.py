@@ -60,3 +60,10 @@ def test_a_preview_never_replaces_a_file_and_must_be_a_png(recipe, tmp_path, cli
                                      expect=2).output
     cli("data", recipe, "--out", tmp_path / "runs", "--preview", folder / "new" / "p.png")
     assert (folder / "new" / "p.png").is_file()
+
+
+def test_a_misspelt_label_map_folder_is_named_when_the_data_fails(recipe, tmp_path, cli):
+    text = cli("data", recipe, "--out", tmp_path / "runs", "--no-preview",
+               "--set", 'dataset.options.label_map={"yes": tumour, "nope": no_tumour}', expect=2).output
+    assert "only tumour has usable images (no_tumour: none)" in text
+    assert "label_map names folder 'nope', which is not under root" in text and "Traceback" not in text
