@@ -172,6 +172,7 @@ def test_audit_command_on_folders_from_any_tool(real, tmp_path, cli):
     synthetic = LabeledImages.concat([honest, planted])
     _write_folder(tmp_path / "synthetic", synthetic)
     (tmp_path / "synthetic" / "virus" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "heldout" / "virus" / "MRN-899999_ROE.png").write_bytes(b"")  # skipped, and said so by key only
 
     result = cli("audit", tmp_path / "synthetic", "--reference", tmp_path / "train", "--holdout", tmp_path / "heldout",
                  "--image-size", SIZE, "--out", tmp_path / "audits", "--feature-option", "classifier_options="
@@ -180,6 +181,9 @@ def test_audit_command_on_folders_from_any_tool(real, tmp_path, cli):
     summary = json.loads((out / "audit.json").read_text())
     assert summary["sizes"] == {"reference": 150, "heldout": 60, "synthetic": 70}
     assert summary["skipped"]["synthetic"] == ["virus/broken.png"]
+    assert summary["skipped"]["reference"] == [] and len(summary["skipped"]["heldout"]) == 1
+    assert summary["skipped"]["heldout"][0]["reason"] == "ValueError: file is empty (0 bytes)"
+    assert "unreadable files skipped: 1 held-out, 1 synthetic" in result.stderr
     rows = list(csv.DictReader(open(out / "audit" / "flags.csv", newline="")))
     flagged = {r["file"] for r in rows if "near_copy" in r["flags"]}
     planted_files = {f"{synthetic.classes[int(synthetic.labels[i])]}/img_{i:04d}.png" for i in range(60, 70)}

@@ -15,6 +15,7 @@ import torch
 from augkit.audit.auditor import AuditSettings, Auditor, warnings_for, write_flags
 from augkit.audit.plots import plot_closest_pairs, plot_distances
 from augkit.config.defaults import FOLDER_DATASET
+from augkit.extension.names import path_free
 from augkit.extension.registry import Registry, get_plugin_manager
 from augkit.extension.roles import FeatureExtractor, LabeledImages
 from augkit.outputs import run_report
@@ -41,6 +42,21 @@ def _read_folder(root: Path, prep, *, reveal: bool, progress, registry: Registry
     return LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes), keys, skipped
 
 
+def _keyed(skipped: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"sample": key, "reason": path_free(reason)} for key, reason in skipped]
+
+
+def skipped_note(summary: dict) -> str | None:
+    """One sentence on the files the audit could not read, or None."""
+    skipped = summary.get("skipped") or {}
+    counts = {what: len(v) if isinstance(v, list) else int(v or 0) for what, v in skipped.items()}
+    if not any(counts.values()):
+        return None
+    names = {"heldout": "held-out"}
+    return ("unreadable files skipped: " + ", ".join(f"{n} {names.get(what, what)}" for what, n in counts.items() if n)
+            + " (listed in audit.json: reference and held-out ones by sample key, `augkit locate KEY --root DIR`)")
+
+
 def _to_classes(data: LabeledImages, classes: list[str], what: str, root: Path) -> LabeledImages:
     unknown = sorted(set(data.classes) - set(classes))
     if unknown:
@@ -63,7 +79,8 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
     ref, _, ref_skipped = _read_folder(Path(reference), prep, reveal=False, progress=progress, registry=registry)
     held = None
     if holdout is not None:
-        held_raw, _, _ = _read_folder(Path(holdout), prep, reveal=False, progress=progress, registry=registry)
+        held_raw, _, held_skipped = _read_folder(Path(holdout), prep, reveal=False, progress=progress,
+                                                 registry=registry)
         held = _to_classes(held_raw, ref.classes, "held-out", Path(holdout))
     syn_raw, syn_files, syn_skipped = _read_folder(Path(synthetic), prep, reveal=True, progress=progress,
                                                    registry=registry)
@@ -78,7 +95,9 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
     auditor = Auditor(extractor, ref, held, settings)
     screen, feats = auditor.screen(syn.images, syn.labels)
     summary = auditor.summary(screen, feats, images=syn.images)
-    summary["skipped"] = {"reference": len(ref_skipped), "synthetic": [f for f, _ in syn_skipped]}
+    # reference and held-out files by sample key (a keyed hash: `augkit locate` finds the file), synthetic by path
+    summary["skipped"] = {"reference": _keyed(ref_skipped), "heldout": _keyed(held_skipped if holdout else []),
+                          "synthetic": [f for f, _ in syn_skipped]}
     out_dir = Path(out_dir)
     folder = RunFolder(out_dir)
     folder.folder(RunFolder.AUDIT_DIR)
@@ -87,7 +106,7 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
     plot_closest_pairs(syn.images, screen, ref.images, folder.file(RunFolder.CLOSEST_PAIRS), n=pairs)
     plot_distances(screen, auditor, folder.file(RunFolder.DISTANCES))
     content = [run_report.Heading(f"augkit audit: {Path(synthetic).name}", 1)]
-    warnings = warnings_for(summary)
+    warnings = warnings_for(summary) + [note for note in [skipped_note(summary)] if note]
     content += [run_report.Heading("Warnings"), run_report.Bullets(warnings) if warnings else run_report.Para("None.")]
     content += run_report.audit_blocks(summary, ref.classes, RunFolder.AUDIT_DIR)
     folder.write_text(RunFolder.REPORT_MD, run_report.to_markdown(content))

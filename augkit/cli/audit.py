@@ -86,7 +86,9 @@ def audit(
     err.print("intra-class diversity (MS-SSIM), x real (95% interval over the synthetic images): "
               + ", ".join(f"{c} {ratio_text(f)}" for c, f in summary["diversity"]["per_class"].items()),
               highlight=False)
-    for warning in A.warnings_for(summary):
+    from augkit.audit.folders import skipped_note
+
+    for warning in A.warnings_for(summary) + [note for note in [skipped_note(summary)] if note]:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     print(out_dir)
 
