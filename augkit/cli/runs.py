@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from augkit.cli.app import RecipeArg, SetOpt, app, device_of, err, fail, load, output_folder, rank0_output, ranks
+from augkit.cli.app import RecipeArg, SetOpt, app, device_of, err, fail, load, rank0_output, ranks
 from augkit.outputs.run_folder import RunFolder
 
 
@@ -18,18 +18,17 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Run a recipe end to end into a new run folder; print the folder's path last."""
-    from augkit.outputs.run_folder import FolderInUse
+    from augkit.outputs.run_folder import FolderInUse, OutputFolderError
     from augkit.stages.data import DataError
     from augkit.outputs.progress import no_progress, rich_progress
     from augkit.runner import run as run_recipe
 
     resolved = load(recipe, set_)
-    output_folder(out)
     with ranks(device_of(resolved)) as here:
         rank0_output(here)
         try:
             run_dir = run_recipe(resolved, out, progress=rich_progress(err) if here.main else no_progress)
-        except (DataError, FolderInUse) as exc:
+        except (DataError, FolderInUse, OutputFolderError) as exc:
             fail(str(exc))
     if not here.main:
         return

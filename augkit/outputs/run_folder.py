@@ -24,6 +24,10 @@ class FolderInUse(RuntimeError):
     """Another process holds the run folder's lock."""
 
 
+class OutputFolderError(RuntimeError):
+    """The folder run folders go to cannot be made (a file in the way, a read-only place)."""
+
+
 class RunFolder:
     """One run's (or one evaluation's) folder."""
 
@@ -111,7 +115,11 @@ class RunFolder:
     def new(cls, out: Path | str, name: str) -> RunFolder:
         """A fresh folder ``out/<name>-<timestamp>[-k]``; never an existing one."""
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputFolderError(f"--out {out}: cannot create this folder ({exc.strerror or exc}); pass a folder "
+                                    "you can write to") from None
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         for k in range(1, 1000):
             path = out / (f"{name}-{stamp}" + (f"-{k}" if k > 1 else ""))
