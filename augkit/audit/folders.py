@@ -49,7 +49,7 @@ def _keyed(skipped: list[tuple[str, str]]) -> list[dict[str, str]]:
 def skipped_note(summary: dict) -> str | None:
     """One sentence on the files the audit could not read, or None."""
     skipped = summary.get("skipped") or {}
-    counts = {what: len(v) if isinstance(v, list) else int(v or 0) for what, v in skipped.items()}
+    counts = {what: len(files) for what, files in skipped.items()}
     if not any(counts.values()):
         return None
     names = {"heldout": "held-out"}

@@ -30,13 +30,13 @@ def fail(message: str) -> None:
 
 
 def output_folder(path: Path, option: str = "--out") -> Path:
-    """``path`` as a folder, created with its parents if missing; a clear error, not a traceback, when it cannot be
-    (a read-only place, a file in the way)."""
+    """``path`` as a folder, created with its parents if missing; a clear error, not a traceback, when it cannot be."""
+    from augkit.outputs.run_folder import OutputFolderError, make_folder
+
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"{option} {path}: cannot create this folder ({exc.strerror or exc}); pass a folder you can write to")
-    return path
+        return make_folder(path, option)
+    except OutputFolderError as exc:
+        fail(str(exc))
 
 
 def load(recipe: Path, overrides: list[str] | None):

@@ -299,10 +299,7 @@ class FeatureExtractor(Plugin):
 
     @property
     def total_steps(self) -> int | None:
-        """The last ``step`` that ``fit``'s rows can reach (it may stop earlier), or None when unknown.
-
-        The total of the progress bar of its training. Default: None.
-        """
+        """The last ``step`` ``fit``'s rows can reach (its progress total), or None when unknown (the default)."""
         return None
 
     @property

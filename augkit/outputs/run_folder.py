@@ -25,7 +25,16 @@ class FolderInUse(RuntimeError):
 
 
 class OutputFolderError(RuntimeError):
-    """The folder run folders go to cannot be made (a file in the way, a read-only place)."""
+    """An output folder cannot be made (a file in the way, a read-only place)."""
+
+
+def make_folder(path: Path, option: str = "--out", fix: str = "pass a folder you can write to") -> Path:
+    """``path`` as a folder, with its parents; :class:`OutputFolderError` naming ``option`` when it cannot be made."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFolderError(f"{option} {path}: cannot create this folder ({exc.strerror or exc}); {fix}") from None
+    return path
 
 
 class RunFolder:
@@ -114,12 +123,7 @@ class RunFolder:
     @classmethod
     def new(cls, out: Path | str, name: str) -> RunFolder:
         """A fresh folder ``out/<name>-<timestamp>[-k]``; never an existing one."""
-        out = Path(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputFolderError(f"--out {out}: cannot create this folder ({exc.strerror or exc}); pass a folder "
-                                    "you can write to") from None
+        out = make_folder(Path(out))
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         for k in range(1, 1000):
             path = out / (f"{name}-{stamp}" + (f"-{k}" if k > 1 else ""))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from augkit.outputs.files import atomic_save
+from augkit.outputs.run_folder import OutputFolderError, make_folder
 from augkit.extension.names import check_class_name, path_free
 from augkit.extension.roles import DataSource, LabeledImages, Preprocessor, Sample
 from augkit.outputs.progress import Progress, no_progress
@@ -199,11 +200,11 @@ def load_and_preprocess(
             except Exception as exc:  # emptied, cut short, another format: augkit's own file, made again
                 log.warning("preprocess: the cache file %s cannot be read (%s); preprocessing again, and "
                             "writing it anew", path, type(exc).__name__)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
-        except OSError as exc:
-            raise DataError(f"cache_dir {cache_dir}: cannot create this folder ({exc.strerror or exc}); set "
-                            "cache_dir to a folder you can write to, or leave it unset (<out>/.cache)") from None
+        try:  # before the work, not after it
+            make_folder(path.parent, "cache_dir", "set cache_dir to a folder you can write to, or leave it unset "
+                        "(<out>/.cache)")
+        except OutputFolderError as exc:
+            raise DataError(str(exc)) from None
     loaded = _preprocess_all(source, prep, progress, strict, workers or os.cpu_count() or 1)
     loaded.cache_path = path
     if path is not None:
