@@ -103,6 +103,39 @@ def test_bad_image_is_skipped_and_named_then_cache_reused(tmp_path):
     assert not third.cache_hit
 
 
+def _image(i, blank):
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    return np.zeros_like(image) if blank else image + i
+
+
+class BlankSource(ListSource):
+    class Options(ListSource.Options):
+        blank: list[int] = [1, 4]
+
+    def samples(self):
+        for i in range(self.options.n):
+            load = functools.partial(_image, i, i in self.options.blank)
+            yield augkit.Sample(load=load, label=i % 2, group=f"p{i}", key=f"img{i}")
+
+
+def test_blank_images_are_kept_and_named_in_one_warning_also_from_the_cache(tmp_path):
+    """An all-black scan (a failed acquisition or export) was kept without a word: it is kept, as the data gives
+    it, and named by its key, also when the data comes from the cache."""
+    from augkit.stages.data import blank_note
+
+    kw = dict(source_name="blank", prep_name="scale", cache_dir=tmp_path)
+    first = load_and_preprocess(BlankSource(), Scale(), **kw)
+    assert len(first.data) == 6 and first.blank == ["img1", "img4"]
+    note = blank_note(first)
+    assert note.startswith("2 images are blank after preprocessing (one value in every pixel): img1, img4; kept")
+    second = load_and_preprocess(BlankSource(), Scale(), **kw)
+    assert second.cache_hit and second.blank == first.blank
+    assert blank_note(load_and_preprocess(ListSource(n=2), Scale(), source_name="l", prep_name="s",
+                                          cache_dir=None)) is not None  # np.full images are blank too
+    varied = load_and_preprocess(BlankSource(blank=[]), Scale(), source_name="b", prep_name="s", cache_dir=None)
+    assert varied.blank == [] and blank_note(varied) is None
+
+
 @pytest.mark.parametrize("damage", [lambda b: b"", lambda b: b[: len(b) // 2], lambda b: b"not a torch file"])
 def test_a_damaged_cache_file_is_made_again_not_fatal(tmp_path, caplog, damage):
     """An emptied or cut-short cache file (a full disk, a copy gone wrong) stopped every command ("Aborted."):

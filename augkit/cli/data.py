@@ -32,7 +32,7 @@ def inspect(resolved, out: Path, progress, preview: Path | None) -> dict:
     from augkit.outputs import comparisons
     from augkit.outputs.progress import no_progress
     from augkit.stages import prepare
-    from augkit.stages.data import DataError
+    from augkit.stages.data import DataError, blank_note
 
     recipe = resolved.recipe
     source, prep = resolved.build("dataset"), resolved.build("preprocessor")
@@ -55,6 +55,7 @@ def inspect(resolved, out: Path, progress, preview: Path | None) -> dict:
     summary.pop("fingerprint", None)
     warnings = list(dict.fromkeys(collect.messages))
     warnings += [f"left out class {c}: no usable image" for c in loaded.dropped_classes]
+    warnings += [note] if (note := blank_note(loaded)) else []
     test = parts["test"]
     metrics = {"regimes": {}}
     warnings += comparisons.reviewer_warnings(metrics, test.counts(), test.classes)

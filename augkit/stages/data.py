@@ -25,7 +25,7 @@ from augkit.outputs.progress import Progress, no_progress
 
 log = logging.getLogger("augkit")
 
-CACHE_FORMAT = "3"  # bump when the cached layout or preprocessing semantics change
+CACHE_FORMAT = "4"  # bump when the cached layout or preprocessing semantics change
 
 
 class DataError(ValueError):
@@ -40,6 +40,7 @@ class Loaded:
     cache_hit: bool = False
     cache_path: Path | None = None
     dropped_classes: list[str] = field(default_factory=list)  # classes of the source without a usable image
+    blank: list[str] = field(default_factory=list)  # sample keys of kept images with one value in every pixel
 
 
 # A fresh secret per process: patient-id hashes cannot be reversed by hashing guessed record
@@ -82,9 +83,6 @@ def _prepare(sample: Sample, prep: Preprocessor | None = None) -> tuple[np.ndarr
         return image, None
     except Exception as exc:  # any failure of one file is that file's problem, reported by its key
         return None, path_free(f"{type(exc).__name__}: {exc}")
-
-
-
 
 
 def _prepared(samples: list[Sample], prep: Preprocessor, workers: int) -> Iterator[tuple[np.ndarray | None, str | None]]:
@@ -132,7 +130,7 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
         for name in source.classes:  # folder names, label_map, labels_csv, class_order: all end here
             check_class_name(name, "dataset class (a class folder, or a label_map / labels_csv / class_order entry)")
         samples = list(source.samples())
-    images, labels, groups, sources, skipped = [], [], [], [], []
+    images, labels, groups, sources, skipped, blank = [], [], [], [], [], []
     results = _prepared(samples, prep, workers)
     for sample, (image, problem) in zip(samples, progress(results, "preprocess", len(samples)), strict=True):
         if image is not None and images and image.shape != tuple(images[0].shape):
@@ -143,6 +141,8 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
             log.warning("skipped %s: %s", sample.key, problem)
             skipped.append((sample.key, problem))
             continue
+        if image.size and (image == image.flat[0]).all():
+            blank.append(sample.key)
         images.append(torch.from_numpy(image))
         labels.append(sample.label)
         groups.append(anonymise_group(sample.group))
@@ -158,7 +158,18 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
             raise DataError(f"{message} (strict mode stops; remove the empty folder or add images)")
         log.warning("%s", message)
     data = LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes, groups)
-    return Loaded(data, skipped, sources, dropped_classes=empty)
+    return Loaded(data, skipped, sources, dropped_classes=empty, blank=blank)
+
+
+def blank_note(loaded: Loaded) -> str | None:
+    """One warning naming the kept images that preprocessing left blank, or None."""
+    if not loaded.blank:
+        return None
+    n, shown = len(loaded.blank), ", ".join(loaded.blank[:5])
+    return (f"{n} image{'s are' if n > 1 else ' is'} blank after preprocessing (one value in every pixel): {shown}"
+            f"{f' and {n - 5} more' if n > 5 else ''}; kept. A blank image is usually a failed acquisition or export "
+            "(remove the file: `augkit locate KEY --root DIR` finds it) or a threshold that removes everything "
+            "(`augkit data --preview` shows the crop)")
 
 
 def _without_empty(classes: list[str], labels: list[int]) -> tuple[list[str], list[int], list[str]]:
@@ -196,7 +207,7 @@ def load_and_preprocess(
                 skipped = [tuple(s) for s in blob["skipped"]]
                 log.info("preprocess: cache hit, %d images from %s", len(data), path)
                 return Loaded(data, skipped, blob["sources"], cache_hit=True, cache_path=path,
-                              dropped_classes=list(blob.get("dropped_classes", [])))
+                              dropped_classes=list(blob["dropped_classes"]), blank=list(blob["blank"]))
             except Exception as exc:  # emptied, cut short, another format: augkit's own file, made again
                 log.warning("preprocess: the cache file %s cannot be read (%s); preprocessing again, and "
                             "writing it anew", path, type(exc).__name__)
@@ -217,6 +228,7 @@ def load_and_preprocess(
             "skipped": [list(s) for s in loaded.skipped],
             "sources": loaded.sources,
             "dropped_classes": loaded.dropped_classes,
+            "blank": loaded.blank,
         }
         atomic_save(blob, path)
     return loaded

@@ -94,6 +94,8 @@ def prepare(resolved: ResolvedRecipe, folder: RunFolder, out: Path, progress: Pr
     if loaded.dropped_classes:
         folder.warn(f"left out class{'es' if len(loaded.dropped_classes) > 1 else ''} "
                     f"{', '.join(loaded.dropped_classes)}: no usable image (the models learn {', '.join(loaded.data.classes)})")
+    if note := D.blank_note(loaded):
+        folder.warn(note)
     parts, split = split_data(resolved, loaded)
     folder.write_json(RunFolder.DATA, data_summary(loaded.data, parts, loaded))
     folder.write_json(RunFolder.SPLITS, {k: getattr(split, k).tolist() for k in ("train", "val", "test")})
@@ -106,6 +108,7 @@ def data_summary(full: LabeledImages, splits: dict[str, LabeledImages], loaded: 
         "images": len(full),
         "fingerprint": fingerprint(full),
         "skipped": len(loaded.skipped),
+        "blank": len(loaded.blank),
         "cache_hit": loaded.cache_hit,
         "splits": {
             name: {"images": len(s), "patients": len(set(s.groups or [])), "per_class": dict(zip(s.classes, s.counts()))}

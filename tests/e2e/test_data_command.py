@@ -3,8 +3,10 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 pytestmark = pytest.mark.e2e
 
@@ -15,6 +17,7 @@ def recipe(tmp_path, circle_images):
     (root / "covid").mkdir()  # an empty class folder, as in a held-out Kaggle-layout set
     (root / "yes" / "broken.png").write_bytes(b"not a png")
     (root / "no" / "empty.png").write_bytes(b"")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(root / "no" / "black.png")  # a failed export: kept, named
     recipe = yaml.safe_load((Path(__file__).parents[2] / "examples" / "tiny.yaml").read_text())
     recipe["dataset"] = {"name": "image-folder", "options": {"root": str(root)}}
     recipe["preprocessor"] = {"name": "paper", "options": {"modality": "mri"}}
@@ -26,10 +29,11 @@ def recipe(tmp_path, circle_images):
 def test_data_prints_counts_skipped_files_and_warnings(recipe, tmp_path, cli):
     out = tmp_path / "runs"
     text = cli("data", recipe, "--out", out).stdout
-    assert "24 images, 2 classes" in text and "train" in text and "test" in text
+    assert "25 images, 2 classes" in text and "train" in text and "test" in text
     assert "Skipped files: 2" in text and "not a PNG image" in text and "file is empty" in text
     assert "class folder 'covid' has no images" in text and "left out class covid" in text
     assert "the test split has only" in text  # what a reviewer would say, before any training
+    assert "1 image is blank after preprocessing (one value in every pixel): " in text
     assert str(tmp_path / "data") not in text
     preview = out / "tiny-preview.png"
     assert preview.is_file() and f"Preview (raw beside preprocessed): {preview}" in text
@@ -39,8 +43,8 @@ def test_data_prints_counts_skipped_files_and_warnings(recipe, tmp_path, cli):
 
 def test_data_json_is_for_scripts(recipe, tmp_path, cli):
     summary = json.loads(cli("data", recipe, "--out", tmp_path / "runs", "--json", "--no-preview").stdout)
-    assert summary["classes"] == ["no", "yes"] and summary["images"] == 24
-    assert sum(s["images"] for s in summary["splits"].values()) == 24
+    assert summary["classes"] == ["no", "yes"] and summary["images"] == 25 and summary["blank"] == 1
+    assert sum(s["images"] for s in summary["splits"].values()) == 25
     assert all(s["patients"] >= 1 for s in summary["splits"].values())
     assert sorted(r["reason"].split(":")[0] for r in summary["skipped_files"]) == ["ValueError", "ValueError"]
     assert all(r["sample"].count("/") == 1 for r in summary["skipped_files"])  # keys, not paths
