@@ -24,6 +24,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from augkit.extension.registry import Registry, get_plugin_manager
 from augkit.extension.roles import Exporter, Generator, LabeledImages
+from augkit.extension.sampling import sample_checked
 from augkit.outputs.manifest import read_manifest
 
 Transform = Callable[[dict], dict]
@@ -124,7 +125,7 @@ class GeneratorDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         label = self.labels[i : i + 1]
-        image = self.generator.sample(label, seed=self.seed * 1_000_003 + i)[0]
+        image = sample_checked(self.generator, label, seed=self.seed * 1_000_003 + i)[0]
         item = {"image": _to_unit(image), "label": int(label), "synthetic": True}
         return self.transform(item) if self.transform else item
 

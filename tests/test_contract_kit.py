@@ -90,8 +90,8 @@ class TinyGAN(augkit.Generator):
     """A correct toy generator: class means plus seeded noise."""
 
     version = "1"
-    classes = ["a", "b", "c"]  # the role's classes and steps_done as plain attributes: the contract
-    steps_done = 0  # kit's three classes, and a toy never resumed
+    classes = ["a", "b", "c"]  # the role's classes and steps_done as plain attributes: the contract kit's classes
+    steps_done = 0
 
     class Options(augkit.Generator.Options):
         image_size: int = 8
@@ -101,6 +101,7 @@ class TinyGAN(augkit.Generator):
     def fit(self, train, *, seed=0):
         self.mean = torch.stack([train.images[train.labels == c].mean(0) for c in range(len(train.classes))])
         for step in range(1, self.options.iterations + 1):
+            self.steps_done = step
             yield {"step": step, "loss": 0.5}
 
     def sample(self, labels, *, seed):
@@ -108,13 +109,13 @@ class TinyGAN(augkit.Generator):
         return (self.mean[labels] + 0.1 * noise).clamp(-1, 1)
 
     def save(self, path):
-        torch.save({"options": self.options.model_dump(), "mean": self.mean}, path)
+        torch.save({"options": self.options.model_dump(), "mean": self.mean, "steps_done": self.steps_done}, path)
 
     @classmethod
     def load(cls, path):
         blob = torch.load(path)
         gan = cls(**blob["options"])
-        gan.mean = blob["mean"]
+        gan.mean, gan.steps_done = blob["mean"], blob["steps_done"]
         return gan
 
 
@@ -152,6 +153,29 @@ class LosesWeights(TinyGAN):
         return gan
 
 
+class StepsNotCounted(TinyGAN):  # augkit resume would keep no log row and start training again
+    def fit(self, train, *, seed=0):
+        yield from super().fit(train, seed=seed)
+        self.steps_done = 0
+
+
+class StepsNotSaved(TinyGAN):
+    @classmethod
+    def load(cls, path):
+        gan = super().load(path)
+        gan.steps_done = 0
+        return gan
+
+
+class IgnoresLabels(TinyGAN):
+    def sample(self, labels, *, seed):
+        return super().sample(torch.zeros_like(labels), seed=seed)
+
+
+class OtherClasses(TinyGAN):
+    classes = ["x"]
+
+
 class AllowsExtra(TinyGAN):
     class Options(TinyGAN.Options):
         model_config = ConfigDict(extra="allow")
@@ -166,6 +190,10 @@ class AllowsExtra(TinyGAN):
         (FloatSteps, r'FloatSteps: fit\(train, seed=0\): expected every row to have an int "step"; got row 0'),
         (LosesWeights, r"LosesWeights: save\(path\), then cls.load\(path\).*: expected the images the saved"),
         (AllowsExtra, r"AllowsExtra: Options forbids unknown keys: expected a ValidationError"),
+        (StepsNotCounted, r"StepsNotCounted: steps_done after fit: expected the last row's step, 2; got 0"),
+        (StepsNotSaved, r"StepsNotSaved: cls.load\(path\).steps_done: expected the saved generator's, 2; got 0"),
+        (IgnoresLabels, r"IgnoresLabels: sample follows labels: expected different images for labels 0 and 2"),
+        (OtherClasses, r"OtherClasses: classes after fit\(train\): expected train.classes, \['a', 'b', 'c'\]"),
     ],
 )
 def test_broken_generators_fail_clearly(cls, message):

@@ -70,6 +70,23 @@ def test_the_base_export_writes_files_manifest_and_classes(tmp_path):
         NpyExporter().export(batches(), ["normal", "virus"], tmp_path / "out", provenance)
 
 
+@pytest.mark.parametrize("cls", [NpyExporter, WholeExportExporter])
+def test_the_classes_argument_is_the_label_order_written_beside_the_export(tmp_path, cls):
+    """Exported from Python without provenance classes, virus (label 2) was read back as label 0: classes.json
+    came only from provenance, and a reader numbered the classes it found."""
+    classes = ["normal", "bacteria", "virus"]
+    registry = augkit.get_plugin_manager(
+        extra=[plugin_module("npy_plugin", register_exporters=lambda register: register("npy", NpyExporter))])
+    for provenance in ({"generator": "x"}, {"generator": "x", "classes": ["wrong"]}):
+        out = tmp_path / str(len(provenance))
+        cls().export([(torch.zeros(2, 1, 4, 4), torch.tensor([2, 2]), 1)], classes, out, provenance)
+        assert json.loads((out / "classes.json").read_text()) == classes
+        if cls is NpyExporter:
+            assert [SyntheticFolder(out, registry=registry)[i]["label"] for i in range(2)] == [2, 2]
+    with pytest.raises(ValueError, match=r"labelled 3, and the classes are \['normal', 'bacteria', 'virus'\]"):
+        cls().export([(torch.zeros(1, 1, 4, 4), torch.tensor([3]), 1)], classes, tmp_path / "bad", {})
+
+
 def test_both_kinds_of_exporter_pass_the_contract_check(tmp_path):
     check_exporter(NpyExporter, tmp_path)
     check_exporter(WholeExportExporter, tmp_path)

@@ -41,6 +41,17 @@ def test_third_party_module_registers_a_generator():
     assert augkit.build("generator", "const", registry=registry, steps=4).options.steps == 4
 
 
+def test_an_installed_plugin_given_again_as_extra_counts_once():
+    """plugins.md's `test_registered_by_its_hook` failed once the plugin was installed: pluggy's "Plugin already
+    registered under a different name" with a dump of every module."""
+    import augkit_wgan  # installed by the test command: its entry point registers this very module
+
+    registry = get_plugin_manager(extra=[augkit_wgan])
+    (info,) = [i for i in registry.all() if i.name == "wgan-gp"]
+    assert registry.get("generator", "wgan-gp") is augkit_wgan.WGANGP and info.distribution == "augkit-wgan"
+    assert not registry.failures
+
+
 def test_a_plugin_package_registers_through_its_hook():
     registry = get_plugin_manager(extra=[minimal_generator])  # as if installed, without installing it
     assert registry.get("generator", "minimal") is MinimalGenerator
@@ -89,19 +100,34 @@ def test_plugin_that_raises_is_reported_and_the_rest_keep_working():
     assert registry.get("generator", "acgan")
 
 
-def test_entry_point_that_fails_to_import_is_reported(monkeypatch):
+def _with_entry_point(monkeypatch, name, value):
     import importlib.metadata as md
 
     real = md.entry_points
-    broken = md.EntryPoint("broken", "augkit_no_such_module", "augkit")
+    added = md.EntryPoint(name, value, "augkit")
+    monkeypatch.setattr(md, "entry_points", lambda group: [*real(group=group), added])
 
-    def entry_points(group):
-        return [*real(group=group), broken]
 
-    monkeypatch.setattr(md, "entry_points", entry_points)
+def test_entry_point_that_fails_to_import_is_reported(monkeypatch, cli):
+    _with_entry_point(monkeypatch, "broken", "augkit_no_such_module")
     registry = get_plugin_manager()
     assert "ModuleNotFoundError" in registry.failures["broken"]
     assert registry.get("generator", "acgan")  # the others still load
+    rows = json.loads(cli("plugins", "--json").stdout)  # scripts see it too, not only the console
+    (failed,) = [r for r in rows if r["role"] is None]
+    assert failed["name"] == "broken" and "ModuleNotFoundError" in failed["error"]
+
+
+def test_two_plugins_claiming_one_name_are_named_by_augkit_plugins(monkeypatch, cli):
+    """`augkit plugins`, the command to run to find out, crashed with a traceback."""
+    _with_entry_point(monkeypatch, "png_again", "augkit_plugins.png_exporter:PNGExporterAgain")
+    import augkit_plugins.png_exporter as png
+
+    again = type("PNGAgain", (png.PNGExporter,), {})
+    monkeypatch.setattr(png, "PNGExporterAgain", plugin_module(
+        "png_again", register_exporters=lambda register: register("png", again)), raising=False)
+    text = cli("plugins", expect=2).output
+    assert "two plugins register the exporter name 'png'" in text and "Traceback" not in text
 
 
 def test_unknown_name_suggests_the_closest(registry):

@@ -19,6 +19,7 @@ from torch import Tensor
 from augkit.audit import diversity as D
 from augkit.audit.maths import data_copying, fidelity, flat, mirror, nearest, nearest_mirrored, quantiles
 from augkit.extension.roles import FeatureExtractor, LabeledImages, SyntheticBatch
+from augkit.extension.sampling import sample_checked
 from augkit.outputs.run_report import FIDELITY  # the report reads what the audit writes: the list lives there
 
 LOWER_IS_BETTER = {"fd", "kid"}
@@ -308,7 +309,7 @@ def regenerate(generator, flags_csv: Path, classes: list[str], *, progress=None)
     for seed in (progress(seeds, "sample", len(seeds)) if progress else seeds):
         batch = sorted(by_seed[seed], key=lambda r: int(r["index"]))
         labels = torch.tensor([classes.index(r["class"]) for r in batch], dtype=torch.long)
-        images = generator.sample(labels, seed=seed)
+        images = sample_checked(generator, labels, seed=seed)
         keep = torch.tensor([r["exported"] == "1" for r in batch], dtype=torch.bool)
         out.append(SyntheticBatch(images[keep], labels[keep], seed, [int(r["index"]) for r, k in zip(batch, keep) if k],
                                   [tuple(filter(None, r["flags"].split(";"))) for r, k in zip(batch, keep) if k]))

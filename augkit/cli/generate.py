@@ -38,6 +38,7 @@ def generate(
     manifest as one process.
     """
     from augkit.extension.registry import PluginError, get_plugin_manager
+    from augkit.extension.sampling import GeneratorOutputError
     from augkit.outputs.progress import no_progress, rich_progress
     from augkit.stages.synthetic import check_new_folder, export_generated, load_checkpoint
 
@@ -57,7 +58,10 @@ def generate(
         fail(f"--class {class_name!r} is not a class of this checkpoint; classes: {', '.join(gen.classes)}")
     output_folder(out)
     with ranks(gen.device) as here:
-        manifest = export_generated(name, gen, checkpoint, class_name, n, out, sink, seed=seed, batch_size=batch_size,
-                                    progress=rich_progress(err) if here.main else no_progress)
+        try:
+            manifest = export_generated(name, gen, checkpoint, class_name, n, out, sink, seed=seed,
+                                        batch_size=batch_size, progress=rich_progress(err) if here.main else no_progress)
+        except GeneratorOutputError as exc:
+            fail(str(exc))
     if here.main:
         typer.echo(str(manifest))

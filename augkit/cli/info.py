@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from augkit.cli.app import RecipeArg, SetOpt, app, err, load
+from augkit.cli.app import RecipeArg, SetOpt, app, err, fail, load
 
 
 @app.command()
@@ -21,14 +21,20 @@ def validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
 
 
 @app.command()
-def plugins(as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False) -> None:
+def plugins(as_json: Annotated[bool, typer.Option(
+        "--json", help="print a JSON list (a plugin that failed to load: role null, with its error)")] = False) -> None:
     """List every installed plugin: role, name, distribution, version."""
-    from augkit.extension.registry import get_plugin_manager
+    from augkit.extension.registry import PluginError, get_plugin_manager
 
-    registry = get_plugin_manager()
+    try:
+        registry = get_plugin_manager()
+    except PluginError as exc:  # two plugins claiming one name: what this command is run to find out
+        fail(str(exc))
     rows = [info.as_dict() for info in registry.all()]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        failed = [{"role": None, "name": name, "distribution": None, "version": None, "error": error}
+                  for name, error in sorted(registry.failures.items())]
+        typer.echo(json.dumps(rows + failed, indent=2))
     else:
         table = Table("role", "name", "distribution", "version")
         for row in rows:

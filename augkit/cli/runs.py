@@ -18,6 +18,7 @@ def run(
     set_: SetOpt = None,
 ) -> None:
     """Run a recipe end to end into a new run folder; print the folder's path last."""
+    from augkit.extension.sampling import GeneratorOutputError
     from augkit.outputs.run_folder import FolderInUse, OutputFolderError
     from augkit.stages.data import DataError
     from augkit.outputs.progress import no_progress, rich_progress
@@ -28,7 +29,7 @@ def run(
         rank0_output(here)
         try:
             run_dir = run_recipe(resolved, out, progress=rich_progress(err) if here.main else no_progress)
-        except (DataError, FolderInUse, OutputFolderError) as exc:
+        except (DataError, FolderInUse, OutputFolderError, GeneratorOutputError) as exc:
             fail(str(exc))
     if not here.main:
         return
@@ -51,6 +52,7 @@ def resume(
         fail(f"{run_dir} already finished (metrics.json exists); start a new run with `augkit run {recipe}`")
     from augkit.outputs.run_folder import FolderInUse
     from augkit.stages.data import DataError
+    from augkit.extension.sampling import GeneratorOutputError
     from augkit.stages.generator import CheckpointError
 
     resolved = load(recipe, [])
@@ -59,7 +61,7 @@ def resume(
         try:
             run_recipe(resolved, run_dir.parent, progress=rich_progress(err) if here.main else no_progress,
                        resume=run_dir)
-        except (DataError, FolderInUse, CheckpointError) as exc:
+        except (DataError, FolderInUse, CheckpointError, GeneratorOutputError) as exc:
             fail(str(exc))
     if not here.main:
         return
@@ -78,6 +80,7 @@ def evaluate(
     from augkit.stages.data import DataError
     from augkit.outputs.progress import no_progress, rich_progress
     from augkit.config.recipe import RecipeError
+    from augkit.extension.sampling import GeneratorOutputError
     from augkit.runner import evaluate_run
     from augkit.stages.generator import CheckpointError
 
@@ -95,7 +98,7 @@ def evaluate(
         rank0_output(here)
         try:
             out = evaluate_run(run_dir, overrides, progress=rich_progress(err) if here.main else no_progress)
-        except (RecipeError, DataError, CheckpointError) as exc:
+        except (RecipeError, DataError, CheckpointError, GeneratorOutputError) as exc:
             fail(str(exc))
     if not here.main:
         return

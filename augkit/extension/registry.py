@@ -77,7 +77,8 @@ def get_plugin_manager(*, load_entry_points: bool = True, extra: list[ModuleType
 
     A plugin that fails to import is recorded in ``Registry.failures`` (and reported by
     ``augkit plugins``); the others keep working. Two plugins registering one name in
-    one role is an error naming both distributions.
+    one role is an error naming both distributions. A module in ``extra`` that an entry point
+    has registered already (a plugin's own tests, run with the plugin installed) counts once.
     """
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
@@ -96,6 +97,8 @@ def get_plugin_manager(*, load_entry_points: bool = True, extra: list[ModuleType
             if ep.dist is not None:
                 dists[ep.name] = (ep.dist.metadata["Name"], ep.dist.version)
     for plugin in extra:
+        if pm.is_registered(plugin):  # installed too (its entry point loaded the same module): once is enough
+            continue
         name = pm.register(plugin)
         dists[name] = (getattr(plugin, "__name__", name), "unknown")
     pm.check_pending()

@@ -93,9 +93,14 @@ class ManifestWriter:
         self._file = open(self.path, "x", newline="")  # "x": never overwrite an earlier export
         self._writer = csv.DictWriter(self._file, FIELDS)
         self._writer.writeheader()
-        if self.classes:  # the label order, so that readers (augkit.pipeline.SyntheticFolder) keep it
-            (self.out_dir / "classes.json").write_text(json.dumps(self.classes) + "\n")
+        if self.classes:
+            self._write_classes(self.classes)
         return self
+
+    def _write_classes(self, classes: list[str]) -> None:
+        """The label order, so that readers (augkit.pipeline.SyntheticFolder) keep it."""
+        self.classes = list(classes)
+        (self.out_dir / "classes.json").write_text(json.dumps(self.classes) + "\n")
 
     def __exit__(self, *exc_info: object) -> None:
         if self._file is not None:
@@ -131,10 +136,16 @@ class ManifestWriter:
 
         The manifest row (the batch's seed, the image's index and audit flags) is added once the
         caller has written the file and asks for the next one: every exporter's loop is then
-        ``for pixels, name, path in manifest.entries(...): save(pixels, path)``.
+        ``for pixels, name, path in manifest.entries(...): save(pixels, path)``. ``classes`` (what the
+        labels number) is the export's label order in ``classes.json``, whatever ``provenance`` said.
         """
+        if list(classes) != self.classes:
+            self._write_classes(classes)
         for batch in map(SyntheticBatch.of, batches):
             for pixels, label, index, flags in zip(convert(batch.images), batch.labels.tolist(), batch.index, batch.flags):
+                if not 0 <= label < len(classes):
+                    raise ValueError(f"a synthetic image is labelled {label}, and the classes are {list(classes)} "
+                                     f"(labels 0 to {len(classes) - 1})")
                 name = classes[label]
                 rel = self.next_file(name, suffix)
                 yield pixels, name, self.out_dir / rel

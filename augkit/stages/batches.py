@@ -8,6 +8,7 @@ import torch
 
 from augkit.compute import distributed
 from augkit.extension.roles import Generator, LabeledImages, SyntheticBatch
+from augkit.extension.sampling import sample_checked
 from augkit.outputs.progress import Progress, no_progress
 from augkit.stages import side_by_side
 
@@ -30,7 +31,7 @@ def generate_batches(generator: Generator, labels: torch.Tensor, *, seed: int, b
         y = labels[starts[k] : starts[k] + batch_size]
         batch_seed = seed * 1_000_003 + first + k
         with side_by_side.full_speed():  # a head start's core back: the threads augkit evaluate samples with
-            return SyntheticBatch.of((generator.sample(y, seed=batch_seed), y, batch_seed))
+            return SyntheticBatch.of((sample_checked(generator, y, seed=batch_seed), y, batch_seed))
 
     if here.size == 1:
         for k in progress(range(len(starts)), "sample", len(starts)):

@@ -18,6 +18,7 @@ import torch
 from augkit.compute import distributed
 from augkit.config.recipe import ResolvedRecipe
 from augkit.extension.roles import Generator, LabeledImages
+from augkit.extension.sampling import check_classes, sample_checked
 from augkit.outputs import report
 from augkit.outputs.progress import Progress
 from augkit.outputs.run_folder import RunFolder
@@ -133,6 +134,7 @@ class Checkpointer:
 
     def __call__(self, step: int) -> None:
         folder, history = self.folder, self.history
+        check_classes(self.generator, self.classes)
         board = folder.board()
         if self.scorer is not None:
             score = {"step": step, **self.scorer(self.generator)}
@@ -140,7 +142,7 @@ class Checkpointer:
                 self.generator.save(folder.file(RunFolder.BEST))
             history.scores.append(score)
             board.scalars("selection", score, step)
-        grid = self.generator.sample(self.grid_labels, seed=self.seed)
+        grid = sample_checked(self.generator, self.grid_labels, seed=self.seed)
         report.image_grid(grid, folder.file(f"{RunFolder.SAMPLES}/iter_{step:06d}.png"),
                           title=f"iteration {step}: rows of 8 per class ({', '.join(self.classes)})")
         board.grid("generator/samples (rows of 8 per class)", grid, step)

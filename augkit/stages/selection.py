@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from augkit.audit import diversity as D
 from augkit.audit.maths import flat, nearest, nearest_mirrored
 from augkit.extension.roles import Generator, LabeledImages
+from augkit.extension.sampling import sample_checked
 
 log = logging.getLogger("augkit")
 
@@ -123,6 +124,7 @@ class Scorer:
     def __init__(self, judge: Judge, train: LabeledImages, *, per_class: int, seed: int, trusted: bool = True,
                  heldout: LabeledImages | None = None):
         self.judge, self.classes, self.seed, self.trusted = judge, train.classes, seed, trusted
+        self.shape = tuple(train.images.shape[1:])
         self.labels = torch.arange(len(train.classes)).repeat_interleave(per_class)
         self.train_pixels = flat(train.images)
         if heldout is not None and len(heldout):
@@ -140,7 +142,7 @@ class Scorer:
         return nearest_mirrored(images, self.train_pixels)[0]
 
     def __call__(self, generator: Generator) -> dict:
-        images = generator.sample(self.labels, seed=self.seed)
+        images = sample_checked(generator, self.labels, seed=self.seed, shape=self.shape)
         copies = self._nearest_train(images) < self.copy_distance
         feats, pred = self.judge.embed(images)
         figures = D.per_class(images, self.labels, torch.empty(0), torch.empty(0), self.classes, seed=self.seed,

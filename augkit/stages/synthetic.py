@@ -30,7 +30,7 @@ from augkit.outputs.progress import Progress, no_progress
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages import screening, study
 from augkit.stages.batches import generate_batches, pool_of
-from augkit.stages.generator import load_generator
+from augkit.stages.generator import CheckpointError, load_generator
 
 log = logging.getLogger("augkit")
 
@@ -150,10 +150,18 @@ def load_checkpoint(checkpoint: Path, generator: str | None = None, registry: Re
     Raises ``PluginError`` for an unknown name, ``ValueError`` naming the checkpoint when it does not load.
     """
     recipe = _run_recipe(checkpoint)
+    guessed = generator is None and not ((recipe or {}).get("generator") or {}).get("name")
     if generator is None:
         generator = ((recipe or {}).get("generator") or {}).get("name") or DEFAULT_PLUGINS["generator"]
     cls = (registry or get_plugin_manager()).get("generator", generator)
-    loaded = load_generator(cls, checkpoint, generator)
+    try:
+        loaded = load_generator(cls, checkpoint, generator)
+    except CheckpointError as exc:
+        if not guessed:
+            raise
+        raise CheckpointError(f"{exc}. It is not in a run folder whose recipe.yaml names its generator, so the default "
+                              f"{generator!r} was tried: give the generator that made it with --generator NAME "
+                              "(`augkit plugins` lists them)") from exc
     for name in loaded.classes:  # they name the folders augkit generate writes
         check_class_name(name, f"{checkpoint.name}: class")
     return generator, loaded

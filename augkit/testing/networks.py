@@ -19,11 +19,13 @@ def check_generator(cls: type[Generator], **options: Any) -> None:
 
     * ``fit(train, seed=0)`` on 12 images of 3 classes (shape from the options' ``channels`` and
       ``image_size``, else 1 and 16) yields dict rows, each with an int ``"step"``, increasing;
+      ``steps_done`` is 0 before and the last row's step after; ``classes`` is then ``train.classes``;
     * ``sample(labels, seed=s)`` returns finite float32 ``(N, C, H, W)`` in [-1, 1]; the same seed
-      gives identical images, another seed different ones;
+      gives identical images, another seed different ones; other labels, other images;
     * a second instance fitted with the same seed samples the same images (within 1e-4);
     * ``save(path)`` then ``cls.load(path)`` samples identical images for the same seed, whatever
-      the global torch RNG state (loading may use it; sampling must not depend on it).
+      the global torch RNG state (loading may use it; sampling must not depend on it), with the
+      same ``classes`` and ``steps_done``.
     """
     c = _Checker(cls)
     with torch.random.fork_rng(devices=[]):
@@ -34,8 +36,14 @@ def check_generator(cls: type[Generator], **options: Any) -> None:
         train = _labeled_images(channels or 1, size or 16, per_class=4, seed=0)
         labels = torch.tensor([0, 1, 2, 2, 1, 0])
 
+        c.expect(c.call("steps_done", lambda: gen.steps_done) == 0, "steps_done before fit", "0", gen.steps_done)
         rows = c.call("fit(train, seed=0)", lambda: list(gen.fit(train, seed=0)))
         _check_rows(c, rows, "fit(train, seed=0)")
+        if rows:  # augkit resume keeps the log rows and checkpoint scores up to steps_done
+            c.expect(gen.steps_done == rows[-1]["step"], "steps_done after fit",
+                     f"the last row's step, {rows[-1]['step']}", gen.steps_done)
+        c.expect(list(gen.classes) == train.classes, "classes after fit(train)",
+                 f"train.classes, {train.classes} (labels index them in every export)", lambda: list(gen.classes))
         check = "sample(labels, seed=0)"
         a = c.call(check, lambda: gen.sample(labels, seed=0))
         _check_tensor(c, a, check, (6, channels, size, size), "(N, channels, image_size, image_size)")
@@ -45,6 +53,10 @@ def check_generator(cls: type[Generator], **options: Any) -> None:
         c.same(a, again, "sample is seeded", "identical images for the same seed")
         other = c.call("sample(labels, seed=1)", lambda: gen.sample(labels, seed=1))
         c.expect(not torch.equal(a, other), "sample is seeded", "different images for seeds 0 and 1", "identical images")
+        check = "sample follows labels"
+        zero = c.call("sample(all label 0, seed=0)", lambda: gen.sample(torch.zeros_like(labels), seed=0))
+        two = c.call("sample(all label 2, seed=0)", lambda: gen.sample(torch.full_like(labels, 2), seed=0))
+        c.expect(not torch.equal(zero, two), check, "different images for labels 0 and 2 (same seed)", "identical images")
 
         def refit() -> Tensor:
             twin = cls(cls.Options(**options))
@@ -60,6 +72,9 @@ def check_generator(cls: type[Generator], **options: Any) -> None:
             c.expect(path.exists(), "save(path)", "something written at path", "nothing")
             loaded = c.call("cls.load(path)", lambda: cls.load(path))
         c.expect(isinstance(loaded, cls), "cls.load(path)", f"a {cls.__name__}", lambda: type(loaded).__name__)
+        for member in ("classes", "steps_done"):
+            kept, back = getattr(gen, member), getattr(loaded, member)
+            c.expect(back == kept, f"cls.load(path).{member}", f"the saved generator's, {kept!r}", repr(back))
         check = "save(path), then cls.load(path).sample(labels, seed=0)"
         torch.manual_seed(12345)  # another global RNG state than the original sampled under
         b = c.call(check, lambda: loaded.sample(labels, seed=0))

@@ -97,6 +97,22 @@ def test_generate_from_the_checkpoint(straight, tmp_path):
         generate_from_checkpoint(checkpoint, "covid", 1, tmp_path / "c", registry=registry())
 
 
+def test_a_checkpoint_outside_its_run_folder_asks_for_its_generator(straight, tmp_path):
+    """Copied out of its run folder, a checkpoint was tried with the default generator and called "a file cut short
+    or damaged", without a word of --generator."""
+    import shutil
+
+    from augkit.stages.generator import CheckpointError
+
+    copy = tmp_path / "kept" / "best.pt"
+    copy.parent.mkdir()
+    shutil.copy(straight / "checkpoints" / "last.pt", copy)
+    with pytest.raises(CheckpointError, match=r"not in a run folder whose recipe.yaml names its generator, so the "
+                       r"default 'acgan' was tried: give the generator that made it with --generator NAME"):
+        generate_from_checkpoint(copy, "virus", 2, tmp_path / "a", registry=registry())
+    assert generate_from_checkpoint(copy, "virus", 2, tmp_path / "b", generator="minimal", registry=registry()).is_file()
+
+
 def test_the_plugin_passes_the_contract_kit():
     from augkit.testing import check_generator
 
