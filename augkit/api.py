@@ -15,9 +15,20 @@ def build(role: str, name: str, /, registry: Registry | None = None, **options: 
     """Build a plugin by role and name with validated options.
 
     >>> gan = augkit.build("generator", "acgan", width=32, image_size=64)
+
+    An unknown name raises ``augkit.PluginError``; bad options a ``ValueError`` naming the plugin,
+    each option, the value and the rule.
     """
+    from pydantic import ValidationError
+
+    from augkit.config.recipe import _describe
+
     cls = (registry or get_plugin_manager()).get(role, name)
-    return cls(cls.Options.model_validate(options))
+    try:
+        valid = cls.Options.model_validate(options)
+    except ValidationError as exc:  # "1 validation error for Options" named neither the plugin nor the role
+        raise ValueError(f"{role} {name!r}: " + "; ".join(_describe(exc, cls.Options))) from None
+    return cls(valid)
 
 
 def run(recipe: Path | str | dict | ResolvedRecipe, out: Path | str = "runs", *, overrides: list[str] = (),

@@ -117,8 +117,11 @@ class GeneratorDataset(Dataset):
     def __init__(self, generator: Generator, counts: Sequence[int], *, classes: Sequence[str] | None = None,
                  seed: int = 0, transform: Transform | None = None):
         self.generator, self.seed, self.transform = generator, seed, transform
-        self.labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
         self.classes = list(classes or generator.classes)
+        if len(counts) != len(self.classes) or any(n < 0 for n in counts):
+            raise ValueError(f"counts {list(counts)}: give one count (0 or more) per class, in label order "
+                             f"({len(self.classes)}: {', '.join(self.classes)})")
+        self.labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(counts)])
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -105,6 +105,17 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
     here = distributed.world()  # under torchrun: the study's trainings are shared out, rank 0 writes
     if here.size > 1:
         study.study_mode(resolved, here.size)
+    made = load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry)  # without the overrides
+    changed = changed_generator_options(resolved, made)
+    generators = {}  # loaded before the evaluation's folder is made: a refused option leaves nothing behind
+    for seed in generator_seeds(resolved):
+        trained = run if seed == recipe.seed else run.generator_seed(seed, create=False)
+        if not trained.exists(RunFolder.CHECKPOINTS):
+            raise RecipeError([f"evaluation.generator_seeds: {recipe.evaluation.generator_seeds}, but {run.path.name} "
+                               f"has no generator trained with seed {seed} (evaluate trains no generator): ask "
+                               "for at most the generator seeds the run trained"])
+        generators[seed] = trained, checkpoint_used(trained)
+        generators[seed] += (_load_generator(resolved, generators[seed][1], changed),)
     folder = _folder(RunFolder.new(run.file(RunFolder.EVALUATIONS), "evaluation").path if here.main else None, None)
     with folder.logging_to():
         folder.write_text(RunFolder.RECIPE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
@@ -113,20 +124,12 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         prepare.check_fingerprint(run, loaded.data, f"evaluate {run.path.name}")
         split = run.read_json(RunFolder.SPLITS)
         train, val, test = (loaded.data.subset(split[k]) for k in ("train", "val", "test"))
-        pools, made = {}, load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry)  # without the overrides
-        changed = changed_generator_options(resolved, made)
+        pools = {}
         if changed:
             folder.warn(f"generator options changed from the run's ({run_report.options_text(changed)}): this "
                         "evaluation sampled its synthetic images again with them and audited them (audit.json here); "
                         "the run's grids show the run's images")
-        for seed in generator_seeds(resolved):
-            trained = run if seed == recipe.seed else run.generator_seed(seed, create=False)
-            if not trained.exists(RunFolder.CHECKPOINTS):
-                raise RecipeError([f"evaluation.generator_seeds: {recipe.evaluation.generator_seeds}, but {run.path.name} "
-                                   f"has no generator trained with seed {seed} (evaluate trains no generator): ask "
-                                   "for at most the generator seeds the run trained"])
-            checkpoint = checkpoint_used(trained)
-            generator = _load_generator(resolved, checkpoint, changed)
+        for seed, (trained, checkpoint, generator) in generators.items():
             log.info("evaluating %s with the generator of %s (seed %d)", run.path.name, checkpoint.name, seed)
             sub = folder if seed == recipe.seed else folder.generator_seed(seed)
             pools[seed], needs = regenerate_pool(resolved.with_seed(seed), generator, trained, train, val, sub, progress,

@@ -25,6 +25,15 @@ def test_generator_dataset_is_deterministic_per_index_whatever_the_order(gan):
     assert 0 <= item["image"].min() and item["image"].max() <= 1
 
 
+def test_generator_dataset_wants_one_count_per_class(gan):
+    """Three counts for a two-class generator failed at the first item with a bare IndexError."""
+    with pytest.raises(ValueError, match=r"counts \[2, 2\]: give one count \(0 or more\) per class, in label order "
+                       r"\(3: a, b, c\)"):
+        GeneratorDataset(gan, [2, 2])
+    with pytest.raises(ValueError, match="one count"):
+        GeneratorDataset(gan, [2, -1, 2])
+
+
 def test_synthetic_folder_reads_an_export_and_batches_like_monai_dicts(gan, tmp_path):
     labels = torch.tensor([0, 1, 2, 2])
     images = gan.sample(labels, seed=1)

@@ -146,3 +146,26 @@ def test_cli_plugins_json(cli):
     rows = json.loads(result.stdout)
     assert {"role", "name", "distribution", "version"} == set(rows[0])
     assert {r["role"] for r in rows} == {"dataset", "preprocessor", "generator", "classifier", "exporter", "feature_extractor"}
+
+
+def test_build_names_the_plugin_and_each_bad_option():
+    """It said "1 validation error for Options", naming neither the role nor the plugin."""
+    with pytest.raises(ValueError, match=r"^generator 'acgan': width: Input should be greater than or equal to 8 "
+                       r"\(got 0\); widht: unknown key; did you mean width\?"):
+        augkit.build("generator", "acgan", width=0, widht=3)
+
+
+def test_the_reference_says_when_a_plugin_has_no_options():
+    from augkit.config.reference import reference
+
+    class Bare(augkit.Exporter):
+        """An exporter without options."""
+
+        suffix = ".bare"
+
+        def write_image(self, pixels, path, **_):
+            pass
+
+    registry = get_plugin_manager(extra=[plugin_module("bare", register_exporters=lambda register: register("bare", Bare))])
+    text = reference(registry, distribution=None)
+    assert "## exporter `bare`\n\nAn exporter without options.\n\nNo options.\n" in text

@@ -79,6 +79,19 @@ def test_all_problems_reported_at_once(registry):
     assert len(err.value.problems) == 2
 
 
+def test_recipe_and_plugin_problems_are_reported_at_once(registry):
+    """A bad seed hid the misspelt generator option until the seed was mended (one round trip per problem)."""
+    with pytest.raises(RecipeError) as err:
+        load_recipe(base(seed=-3, image_size=0, generator={"name": "acgan", "options": {"widht": 16}},
+                         dataset={"name": "nope"}), registry=registry)
+    problems = err.value.problems
+    assert problems[0].startswith("seed: Input should be greater than or equal to 0 (got -3)")
+    assert any(p.startswith("generator.options.widht: unknown key; did you mean width?") for p in problems)
+    assert any(p.startswith("dataset.name: no dataset plugin named 'nope'") for p in problems)
+    assert not any(p.startswith("generator.options.image_size") for p in problems)  # the recipe's own, said once
+    assert sum(p.startswith("image_size") for p in problems) == 1
+
+
 def test_set_overrides(tmp_path, registry):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(base()))

@@ -295,12 +295,12 @@ def load_recipe(
     for section, name in DEFAULT_PLUGINS.items():
         if isinstance(data.get(section), dict):
             data[section].setdefault("name", name)
+    registry = registry if registry is not None else get_plugin_manager()
     try:
         recipe = Recipe.model_validate(data)
-    except ValidationError as exc:
-        raise RecipeError(_describe(exc, Recipe), label) from None
+    except ValidationError as exc:  # with what the plugins say of their own options: every problem at once
+        raise RecipeError(_describe(exc, Recipe) + _raw_plugin_problems(data, registry), label) from None
 
-    registry = registry if registry is not None else get_plugin_manager()
     problems: list[str] = []
     plugins: dict[str, tuple[type[Plugin], BaseModel]] = {}
     for section, role in ROLE_OF_SECTION.items():
@@ -368,6 +368,33 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
         if model is None:
             return None
     return model
+
+
+def _raw_plugin_problems(data: dict[str, Any], registry: Registry) -> list[str]:
+    """Plugin option problems of a recipe that failed its own validation (best effort: errors of the keys the
+    recipe shares with its plugins, and the feature extractor, are left to a recipe that validates)."""
+    problems = []
+    for section, role in ROLE_OF_SECTION.items():
+        spec = data.get(section)
+        if section == "feature_extractor" or not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            continue
+        try:
+            cls = registry.get(role, spec["name"])
+        except PluginError as exc:
+            problems.append(f"{section}.name: {exc}")
+            continue
+        options = dict(spec.get("options")) if isinstance(spec.get("options"), dict) else {}
+        for key in SHARED_KEYS if section in SHARED_SECTIONS else ():
+            if key in data and key in cls.Options.model_fields:
+                options[key] = data[key]  # as a recipe that validates passes them; their own errors are the recipe's
+        try:
+            cls.Options.model_validate(options, context={"registry": registry})
+        except ValidationError as exc:
+            problems += [p for p, err in zip(_describe(exc, cls.Options, prefix=f"{section}.options"), exc.errors())
+                         if not (err["loc"] and err["loc"][0] in SHARED_KEYS)]
+        except Exception:  # a plugin validator that needs the whole recipe: its word comes when the rest validates
+            continue
+    return problems
 
 
 def _describe(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -62,5 +62,6 @@ def reference(registry: Registry | None = None, distribution: str | None = "augk
         if distribution and info.distribution != distribution:
             continue
         doc = (info.cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        lines += [f"## {info.role} `{info.name}`", "", doc, "", *_table(info.cls.Options), ""]
+        options = _table(info.cls.Options) if info.cls.Options.model_fields else ["No options."]
+        lines += [f"## {info.role} `{info.name}`", "", doc, "", *options, ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -82,6 +82,19 @@ def test_evaluate_reruns_the_study_with_the_runs_generator(straight):
     assert set(metrics["regimes"]) >= {"real", "fake"} and metrics["classes"] == CLASSES
 
 
+def test_a_sampling_option_the_plugin_cannot_take_is_refused_before_any_folder(straight):
+    """It warned "this evaluation sampled its synthetic images again with them", then failed, leaving an
+    evaluation folder whose recipe.yaml claimed the refused option."""
+    from augkit.config.recipe import RecipeError
+
+    before = sorted((straight / "evaluations").glob("*")) if (straight / "evaluations").exists() else []
+    with pytest.raises(RecipeError, match=r"generator.options.noise: the 'minimal' generator takes no options when it "
+                       "loads a checkpoint"):
+        evaluate_run(straight, ["generator.options.noise=0.3"], registry=registry())
+    after = sorted((straight / "evaluations").glob("*")) if (straight / "evaluations").exists() else []
+    assert after == before
+
+
 def test_generate_from_the_checkpoint(straight, tmp_path):
     checkpoint = straight / "checkpoints" / "last.pt"
     manifests = [generate_from_checkpoint(checkpoint, "virus", 5, tmp_path / name, seed=3, batch_size=2,
