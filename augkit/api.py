@@ -21,13 +21,14 @@ def build(role: str, name: str, /, registry: Registry | None = None, **options: 
     """
     from pydantic import ValidationError
 
-    from augkit.config.recipe import _describe
+    from augkit.config.problems import describe
 
-    cls = (registry or get_plugin_manager()).get(role, name)
-    try:
-        valid = cls.Options.model_validate(options)
+    registry = registry if registry is not None else get_plugin_manager()
+    cls = registry.get(role, name)
+    try:  # plugin validators look plugins up where the plugin was found, as in a recipe
+        valid = cls.Options.model_validate(options, context={"registry": registry})
     except ValidationError as exc:  # "1 validation error for Options" named neither the plugin nor the role
-        raise ValueError(f"{role} {name!r}: " + "; ".join(_describe(exc, cls.Options))) from None
+        raise ValueError(f"{role} {name!r}: " + "; ".join(describe(exc, cls.Options))) from None
     return cls(valid)
 
 

@@ -107,15 +107,15 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
         study.study_mode(resolved, here.size)
     made = load_recipe(run.file(RunFolder.RECIPE), registry=resolved.registry)  # without the overrides
     changed = changed_generator_options(resolved, made)
-    generators = {}  # loaded before the evaluation's folder is made: a refused option leaves nothing behind
+    trainings = {}  # checked before the evaluation's folder is made: a refused request leaves nothing behind
     for seed in generator_seeds(resolved):
         trained = run if seed == recipe.seed else run.generator_seed(seed, create=False)
         if not trained.exists(RunFolder.CHECKPOINTS):
             raise RecipeError([f"evaluation.generator_seeds: {recipe.evaluation.generator_seeds}, but {run.path.name} "
                                f"has no generator trained with seed {seed} (evaluate trains no generator): ask "
                                "for at most the generator seeds the run trained"])
-        generators[seed] = trained, checkpoint_used(trained)
-        generators[seed] += (_load_generator(resolved, generators[seed][1], changed),)
+        trainings[seed] = trained, checkpoint_used(trained)
+    first = _load_generator(resolved, trainings[recipe.seed][1], changed)  # a changed option it refuses: here
     folder = _folder(RunFolder.new(run.file(RunFolder.EVALUATIONS), "evaluation").path if here.main else None, None)
     with folder.logging_to():
         folder.write_text(RunFolder.RECIPE, yaml.safe_dump(resolved.to_dict(), sort_keys=False))
@@ -129,7 +129,9 @@ def evaluate_run(run_dir: Path, overrides: list[str] = (), *, progress: Progress
             folder.warn(f"generator options changed from the run's ({run_report.options_text(changed)}): this "
                         "evaluation sampled its synthetic images again with them and audited them (audit.json here); "
                         "the run's grids show the run's images")
-        for seed, (trained, checkpoint, generator) in generators.items():
+        for seed, (trained, checkpoint) in trainings.items():  # one generator in memory at a time
+            generator = first if first is not None else _load_generator(resolved, checkpoint, changed)
+            first = None
             log.info("evaluating %s with the generator of %s (seed %d)", run.path.name, checkpoint.name, seed)
             sub = folder if seed == recipe.seed else folder.generator_seed(seed)
             pools[seed], needs = regenerate_pool(resolved.with_seed(seed), generator, trained, train, val, sub, progress,

@@ -23,7 +23,7 @@ class Replay(augkit.Generator):
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
-        self.collapsed = self.copying = False
+        self.collapsed = self.copying = self.diverged = False
 
     @property
     def classes(self):
@@ -43,16 +43,17 @@ class Replay(augkit.Generator):
         for y in labels.tolist():
             members = torch.nonzero(pool.labels == y).flatten()
             picks.append(members[0] if self.collapsed else members[torch.randint(len(members), (1,), generator=g)][0])
-        return pool.images[torch.stack(picks)].clone()
+        images = pool.images[torch.stack(picks)].clone()
+        return images * float("nan") if self.diverged else images
 
     def save(self, path):
-        torch.save({"collapsed": self.collapsed, "copying": self.copying}, path)
+        torch.save({"collapsed": self.collapsed, "copying": self.copying, "diverged": self.diverged}, path)
 
     @classmethod
     def load(cls, path):
         g = cls()
         state = torch.load(path)
-        g.collapsed, g.copying = state["collapsed"], state["copying"]
+        g.collapsed, g.copying, g.diverged = state["collapsed"], state["copying"], state.get("diverged", False)
         return g
 
 
@@ -165,6 +166,32 @@ def test_selection_counts_near_copies_and_never_keeps_a_copying_checkpoint(tmp_p
     chosen, path = G._choose(Replay, replay, folder, history)
     assert path.name == "best.pt" and chosen.copying is False
     assert [s["near_copies"] for s in folder.read_json(RunFolder.SELECTION)["scores"]] == [0, 48]
+    folder.close_board()
+
+
+def test_a_checkpoint_that_samples_nan_is_recorded_and_never_chosen(tmp_path, real, replay):  # noqa: F811
+    """A NaN checkpoint scored as clean (min(1, NaN) is 1, every prediction class 0) and, under an untrusted judge,
+    could be the latest clean one; the run then failed deep inside the audit."""
+    judge, accuracy = train_judge(real["train"], real["heldout"], seed=0, steps=150)
+    scorer = Scorer(judge, real["train"], per_class=16, seed=1, trusted=False)
+    folder = RunFolder(tmp_path / "run")
+    folder.folder(RunFolder.CHECKPOINTS)
+    folder.folder(RunFolder.SAMPLES)
+    history = G.History(judge_accuracy=accuracy)
+    checkpoint = G.Checkpointer(folder, replay, scorer, history, classes=real["train"].classes, seed=0,
+                                shape=tuple(real["train"].images.shape[1:]))
+    for step, diverged in enumerate([False, True], 1):  # the diverged one comes last: an untrusted judge's pick
+        replay.diverged = diverged
+        history.rows.append({"step": step, "d_loss": 1.0, "g_loss": 1.0})
+        checkpoint(step)
+    assert [s.get("diverged", False) for s in history.scores] == [False, True]
+    chosen, path = G._choose(Replay, replay, folder, history)
+    assert path.name == "best.pt" and chosen.diverged is False
+    assert "sampled NaN or infinite values at iteration 2: its training diverged there; the checkpoint of " \
+           "iteration 1 is used" in " ".join(warnings_for(history.scores))
+    assert (folder.path / RunFolder.SAMPLES / "iter_000002.png").is_file()  # its grid is drawn all the same
+    only = warnings_for(history.scores[1:])
+    assert len(only) == 1 and "never recovered; a lower learning rate, or precision: fp32" in only[0]
     folder.close_board()
 
 

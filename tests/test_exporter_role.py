@@ -84,7 +84,9 @@ def test_the_classes_argument_is_the_label_order_written_beside_the_export(tmp_p
         if cls is NpyExporter:
             assert [SyntheticFolder(out, registry=registry)[i]["label"] for i in range(2)] == [2, 2]
     with pytest.raises(ValueError, match=r"labelled 3, and the classes are \['normal', 'bacteria', 'virus'\]"):
-        cls().export([(torch.zeros(1, 1, 4, 4), torch.tensor([3]), 1)], classes, tmp_path / "bad", {})
+        cls().export([(torch.zeros(2, 1, 4, 4), torch.tensor([0, 3]), 1)], classes, tmp_path / "bad", {})
+    written = [p.name for p in (tmp_path / "bad").rglob("*") if p.is_file()]
+    assert sorted(written) == ["classes.json", "manifest.csv"]  # not one file of the bad batch
 
 
 def test_both_kinds_of_exporter_pass_the_contract_check(tmp_path):

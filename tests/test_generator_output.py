@@ -68,6 +68,9 @@ def test_a_generator_keeping_the_contract_samples_what_it_samples():
     gen = fitted("none")
     labels = torch.tensor([0, 1, 2])
     assert torch.equal(sample_checked(gen, labels, seed=5, shape=(1, 8, 8)), gen.sample(labels, seed=5))
+    assert sample_checked(gen, torch.tensor([], dtype=torch.long), seed=5).shape == (0, 1, 8, 8)  # nothing asked
+    with pytest.raises(ValueError, match=r"labels of shape \(\): give a 1-d tensor, one class label per image"):
+        sample_checked(gen, torch.tensor(1), seed=5)
     check_classes(gen, ["a", "b", "c"])
     with pytest.raises(GeneratorOutputError, match=r"classes is \['x'\] after training on \['a', 'b', 'c'\]"):
         check_classes(fitted("classes"), ["a", "b", "c"])

@@ -26,10 +26,12 @@ def test_generator_dataset_is_deterministic_per_index_whatever_the_order(gan):
 
 
 def test_generator_dataset_wants_one_count_per_class(gan):
-    """Three counts for a two-class generator failed at the first item with a bare IndexError."""
-    with pytest.raises(ValueError, match=r"counts \[2, 2\]: give one count \(0 or more\) per class, in label order "
-                       r"\(3: a, b, c\)"):
-        GeneratorDataset(gan, [2, 2])
+    """Four counts for a three-class generator failed at the first item of the fourth with a bare IndexError."""
+    with pytest.raises(ValueError, match=r"counts \[2, 2, 2, 2\]: give one count \(0 or more\) per class, in label "
+                       r"order \(3: a, b, c\)"):
+        GeneratorDataset(gan, [2, 2, 2, 2])
+    with pytest.raises(ValueError, match="one count"):
+        GeneratorDataset(gan, [2, 2])  # which class was meant to be left out is not for augkit to guess
     with pytest.raises(ValueError, match="one count"):
         GeneratorDataset(gan, [2, -1, 2])
 

@@ -144,7 +144,7 @@ def test_misspelt_hook_fails_loudly():
 def test_cli_plugins_json(cli):
     result = cli("plugins", "--json")
     rows = json.loads(result.stdout)
-    assert {"role", "name", "distribution", "version"} == set(rows[0])
+    assert {"role", "name", "distribution", "version", "error"} == set(rows[0]) and rows[0]["error"] is None
     assert {r["role"] for r in rows} == {"dataset", "preprocessor", "generator", "classifier", "exporter", "feature_extractor"}
 
 

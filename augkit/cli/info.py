@@ -34,7 +34,7 @@ def plugins(as_json: Annotated[bool, typer.Option(
     if as_json:
         failed = [{"role": None, "name": name, "distribution": None, "version": None, "error": error}
                   for name, error in sorted(registry.failures.items())]
-        typer.echo(json.dumps(rows + failed, indent=2))
+        typer.echo(json.dumps([{**row, "error": None} for row in rows] + failed, indent=2))
     else:
         table = Table("role", "name", "distribution", "version")
         for row in rows:

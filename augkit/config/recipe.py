@@ -7,7 +7,6 @@ what is allowed.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import typing
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from augkit.config import regimes as regime_table
 from augkit.config.defaults import DEFAULT_PLUGINS
 from augkit.extension.registry import PluginError, Registry, get_plugin_manager
+from augkit.config.problems import describe
 from augkit.extension.roles import FeatureExtractor, Plugin
 
 # the names evaluation.regimes takes, from augkit.config.regimes (for the reference and type checkers;
@@ -299,7 +299,7 @@ def load_recipe(
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:  # with what the plugins say of their own options: every problem at once
-        raise RecipeError(_describe(exc, Recipe) + _raw_plugin_problems(data, registry), label) from None
+        raise RecipeError(describe(exc, Recipe) + _raw_plugin_problems(data, registry), label) from None
 
     problems: list[str] = []
     plugins: dict[str, tuple[type[Plugin], BaseModel]] = {}
@@ -328,7 +328,7 @@ def load_recipe(
         try:
             plugins[section] = (cls, cls.Options.model_validate(options, context={"registry": registry}))
         except ValidationError as exc:
-            problems.extend(_describe(exc, cls.Options, prefix=f"{section}.options"))
+            problems.extend(describe(exc, cls.Options, prefix=f"{section}.options"))
         if section == "classifier" and recipe.evaluation.budget == "steps" and not cls.trains_to_budget():
             problems.append(f"evaluation.budget: 'steps', but the {spec.name!r} classifier cannot train to a step "
                             "budget (it does not implement budget_steps): set evaluation.budget: epochs")
@@ -358,18 +358,6 @@ def _inherit_classifier(options: dict[str, Any], cls: type[FeatureExtractor], re
     return None
 
 
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        if field is None:
-            return None
-        candidates = [field.annotation, *typing.get_args(field.annotation)]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if model is None:
-            return None
-    return model
-
-
 def _raw_plugin_problems(data: dict[str, Any], registry: Registry) -> list[str]:
     """Plugin option problems of a recipe that failed its own validation (best effort: errors of the keys the
     recipe shares with its plugins, and the feature extractor, are left to a recipe that validates)."""
@@ -385,35 +373,13 @@ def _raw_plugin_problems(data: dict[str, Any], registry: Registry) -> list[str]:
             continue
         options = dict(spec.get("options")) if isinstance(spec.get("options"), dict) else {}
         for key in SHARED_KEYS if section in SHARED_SECTIONS else ():
-            if key in data and key in cls.Options.model_fields:
-                options[key] = data[key]  # as a recipe that validates passes them; their own errors are the recipe's
+            if key in cls.Options.model_fields:  # as a recipe that validates passes them; their errors are the recipe's
+                options[key] = data.get(key, Recipe.model_fields[key].default)
         try:
             cls.Options.model_validate(options, context={"registry": registry})
         except ValidationError as exc:
-            problems += [p for p, err in zip(_describe(exc, cls.Options, prefix=f"{section}.options"), exc.errors())
+            problems += [p for p, err in zip(describe(exc, cls.Options, prefix=f"{section}.options"), exc.errors())
                          if not (err["loc"] and err["loc"][0] in SHARED_KEYS)]
         except Exception:  # a plugin validator that needs the whole recipe: its word comes when the rest validates
             continue
-    return problems
-
-
-def _describe(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
-    problems = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        path = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(loc)) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            parent = _model_at(model, loc[:-1])
-            allowed = sorted(parent.model_fields) if parent else []
-            msg = f"{path}: unknown key"
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=2, cutoff=0.5)
-            if close:
-                msg += f"; did you mean {' or '.join(close)}?"
-            if allowed:
-                msg += f" Allowed keys: {', '.join(allowed)}."
-        elif err["type"] == "missing":
-            msg = f"{path}: required, but missing"
-        else:
-            msg = f"{path}: {err['msg']} (got {err.get('input')!r})"
-        problems.append(msg)
     return problems

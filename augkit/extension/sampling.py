@@ -24,9 +24,15 @@ class GeneratorOutputError(ValueError):
     """A generator broke its contract: what came back, and the generator, are named."""
 
 
-def sample_checked(generator: Generator, labels: Tensor, *, seed: int,
-                   shape: Sequence[int] | None = None) -> Tensor:
-    """``generator.sample(labels, seed=seed)``, checked against the contract (and ``shape``, (C, H, W), if given)."""
+def sample_checked(generator: Generator, labels: Tensor, *, seed: int, shape: Sequence[int] | None = None,
+                   finite: bool = True) -> Tensor:
+    """``generator.sample(labels, seed=seed)``, checked against the contract (and ``shape``, (C, H, W), if given).
+
+    ``finite=False`` lets NaN through: a checkpoint's score and grid, where a diverged checkpoint is
+    recorded as such and never chosen, rather than the run stopped.
+    """
+    if labels.ndim != 1:
+        raise ValueError(f"labels of shape {tuple(labels.shape)}: give a 1-d tensor, one class label per image")
     images = generator.sample(labels, seed=seed)
     name = type(generator).__name__
 
@@ -43,12 +49,13 @@ def sample_checked(generator: Generator, labels: Tensor, *, seed: int,
     if shape is not None and tuple(images.shape[1:]) != tuple(shape):
         raise broken(f"returned images of shape {tuple(images.shape[1:])} where the data's are {tuple(shape)} "
                      "(check the generator's image_size and channels options)")
-    finite = torch.isfinite(images)
-    if not finite.all():
-        raise broken(f"returned {int((~finite).sum())} NaN or infinite values (training may have diverged)")
-    low, high = images.min().item(), images.max().item()
-    if low < -1 - TOLERANCE or high > 1 + TOLERANCE:
-        raise broken(f"returned values in [{low:.4g}, {high:.4g}]")
+    ok = torch.isfinite(images)
+    if finite and not ok.all():
+        raise broken(f"returned {int((~ok).sum())} NaN or infinite values: its training diverged (a lower learning "
+                     "rate, or precision: fp32, may hold it)")
+    values = images[ok]
+    if values.numel() and (values.min() < -1 - TOLERANCE or values.max() > 1 + TOLERANCE):
+        raise broken(f"returned values in [{values.min().item():.4g}, {values.max().item():.4g}]")
     return images
 
 

@@ -3,8 +3,8 @@
 One row per written file. ``seed`` is the batch seed and ``index`` the image's position in
 that batch: together with the checkpoint they reproduce the image. ``audit_flags`` is
 empty unless a caller passes flags for an image (``;``-separated); the column is always
-there so that readers need not care whether an audit ran. With ``provenance["classes"]``
-(the label order), ``classes.json`` records it beside the manifest.
+there so that readers need not care whether an audit ran. ``classes.json`` beside the manifest
+records the label order: the ``classes`` an export's labels number (else ``provenance["classes"]``).
 
 :class:`ManifestWriter` writes a manifest, :func:`read_manifest` reads one back (the image
 files themselves are read by the exporter that wrote them: ``augkit.Exporter.read_image``).
@@ -142,10 +142,11 @@ class ManifestWriter:
         if list(classes) != self.classes:
             self._write_classes(classes)
         for batch in map(SyntheticBatch.of, batches):
+            bad = [y for y in batch.labels.tolist() if not 0 <= y < len(classes)]
+            if bad:  # before any of the batch's files
+                raise ValueError(f"a synthetic image is labelled {bad[0]}, and the classes are {list(classes)} (labels "
+                                 f"0 to {len(classes) - 1}): pass the classes the labels number, e.g. generator.classes")
             for pixels, label, index, flags in zip(convert(batch.images), batch.labels.tolist(), batch.index, batch.flags):
-                if not 0 <= label < len(classes):
-                    raise ValueError(f"a synthetic image is labelled {label}, and the classes are {list(classes)} "
-                                     f"(labels 0 to {len(classes) - 1})")
                 name = classes[label]
                 rel = self.next_file(name, suffix)
                 yield pixels, name, self.out_dir / rel

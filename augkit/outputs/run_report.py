@@ -148,7 +148,8 @@ def blocks(run_dir: Path, out_dir: Path | None = None) -> list:
         out.append(Table(
             ["iteration", "conditional accuracy", "diversity", "collapsed classes", "score"],
             [[str(s["step"]), f"{s['conditional_accuracy']:.2f}", f"{s['diversity']:.2f}",
-              ", ".join(s.get("collapsed", [])) or "none", f"{s['score']:.2f}"] for s in selection["scores"]],
+              "diverged (NaN)" if s.get("diverged") else ", ".join(s.get("collapsed", [])) or "none",
+              f"{s['score']:.2f}"] for s in selection["scores"]],
         ))
 
     out += [Heading("Classifier study"), Para(

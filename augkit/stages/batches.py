@@ -14,8 +14,8 @@ from augkit.stages import side_by_side
 
 
 def generate_batches(generator: Generator, labels: torch.Tensor, *, seed: int, batch_size: int,
-                     progress: Progress = no_progress, first: int = 0, shard: bool = False
-                     ) -> Iterator[SyntheticBatch]:
+                     progress: Progress = no_progress, first: int = 0, shard: bool = False,
+                     shape: tuple[int, ...] | None = None) -> Iterator[SyntheticBatch]:
     """Yield batch after batch: constant memory, same seed -> same images.
 
     Batch b (counting from ``first``) is generated with seed ``seed * 1_000_003 + b``.
@@ -31,7 +31,7 @@ def generate_batches(generator: Generator, labels: torch.Tensor, *, seed: int, b
         y = labels[starts[k] : starts[k] + batch_size]
         batch_seed = seed * 1_000_003 + first + k
         with side_by_side.full_speed():  # a head start's core back: the threads augkit evaluate samples with
-            return SyntheticBatch.of((sample_checked(generator, y, seed=batch_seed), y, batch_seed))
+            return SyntheticBatch.of((sample_checked(generator, y, seed=batch_seed, shape=shape), y, batch_seed))
 
     if here.size == 1:
         for k in progress(range(len(starts)), "sample", len(starts)):

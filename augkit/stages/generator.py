@@ -46,7 +46,8 @@ def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: Labeled
     here = distributed.world()
     generator, history = _start(resolved, folder, resume=resume)
     scorer = _judge(resolved, train, val, folder, history) if recipe.selection.enabled and here.main else None
-    checkpoint = Checkpointer(folder, generator, scorer, history, classes=train.classes, seed=recipe.seed)
+    checkpoint = Checkpointer(folder, generator, scorer, history, classes=train.classes, seed=recipe.seed,
+                              shape=tuple(train.images.shape[1:]))
     if here.main:
         folder.folder(RunFolder.SAMPLES)
     step = 0
@@ -126,9 +127,9 @@ class Checkpointer:
     """
 
     def __init__(self, folder: RunFolder, generator: Generator, scorer: Scorer | None, history: History, *,
-                 classes: list[str], seed: int):
+                 classes: list[str], seed: int, shape: tuple[int, ...] | None = None):
         self.folder, self.generator, self.scorer, self.history = folder, generator, scorer, history
-        self.classes, self.seed = classes, seed
+        self.classes, self.seed, self.shape = classes, seed, shape
         self.grid_labels = torch.arange(len(classes)).repeat_interleave(8)
         self.logged = max((s["step"] for s in history.scores), default=0)  # rows already in TensorBoard
 
@@ -142,7 +143,8 @@ class Checkpointer:
                 self.generator.save(folder.file(RunFolder.BEST))
             history.scores.append(score)
             board.scalars("selection", score, step)
-        grid = sample_checked(self.generator, self.grid_labels, seed=self.seed)
+        grid = sample_checked(self.generator, self.grid_labels, seed=self.seed, shape=self.shape, finite=False)
+        grid = torch.nan_to_num(grid)  # a diverged checkpoint's grid, drawn (its score says it diverged)
         report.image_grid(grid, folder.file(f"{RunFolder.SAMPLES}/iter_{step:06d}.png"),
                           title=f"iteration {step}: rows of 8 per class ({', '.join(self.classes)})")
         board.grid("generator/samples (rows of 8 per class)", grid, step)

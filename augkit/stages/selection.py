@@ -142,7 +142,11 @@ class Scorer:
         return nearest_mirrored(images, self.train_pixels)[0]
 
     def __call__(self, generator: Generator) -> dict:
-        images = sample_checked(generator, self.labels, seed=self.seed, shape=self.shape)
+        images = sample_checked(generator, self.labels, seed=self.seed, shape=self.shape, finite=False)
+        if not torch.isfinite(images).all():  # a diverged checkpoint: recorded, and ranked below every other
+            return {"conditional_accuracy": 0.0, "diversity": 0.0, "feature_diversity": 0.0, "score": 0.0,
+                    "collapsed": [], "near_copies": 0, "images": len(images), "trusted": self.trusted,
+                    "diverged": True, "per_class": {}}
         copies = self._nearest_train(images) < self.copy_distance
         feats, pred = self.judge.embed(images)
         figures = D.per_class(images, self.labels, torch.empty(0), torch.empty(0), self.classes, seed=self.seed,
@@ -186,6 +190,8 @@ def rank(score: dict) -> tuple:
     copies were counted read as 0 copies."""
     copies = score.get("near_copies") or 0
     trusted = score.get("trusted", True)
+    if score.get("diverged"):  # it sampled NaN: any other checkpoint first
+        return (-1, score["step"], 0, 0)
     if copies:
         return (0, -copies, worst_diversity(score), score["step"])
     if score.get("collapsed"):
@@ -201,6 +207,14 @@ def warnings_for(scores: list[dict]) -> list[str]:
     best = max(scores, key=rank)
     last = scores[-1]
     trusted = best.get("trusted", True)
+    diverged = [s["step"] for s in scores if s.get("diverged")]
+    if diverged:
+        out.append(f"the generator sampled NaN or infinite values at iteration{'s' if len(diverged) > 1 else ''} "
+                   f"{', '.join(map(str, diverged))}: its training diverged there"
+                   + (" and never recovered; a lower learning rate, or precision: fp32, may hold it" if best.get("diverged")
+                      else f"; the checkpoint of iteration {best['step']} is used"))
+        if best.get("diverged"):
+            return out
     if trusted and last["score"] < best["score"] - 0.15:
         out.append(
             f"generator score collapsed: best {best['score']:.2f} at iteration {best['step']}, "

@@ -40,10 +40,11 @@ def check_generator(cls: type[Generator], **options: Any) -> None:
         rows = c.call("fit(train, seed=0)", lambda: list(gen.fit(train, seed=0)))
         _check_rows(c, rows, "fit(train, seed=0)")
         if rows:  # augkit resume keeps the log rows and checkpoint scores up to steps_done
-            c.expect(gen.steps_done == rows[-1]["step"], "steps_done after fit",
-                     f"the last row's step, {rows[-1]['step']}", gen.steps_done)
-        c.expect(list(gen.classes) == train.classes, "classes after fit(train)",
-                 f"train.classes, {train.classes} (labels index them in every export)", lambda: list(gen.classes))
+            done = c.call("steps_done after fit", lambda: gen.steps_done)
+            c.expect(done == rows[-1]["step"], "steps_done after fit", f"the last row's step, {rows[-1]['step']}", done)
+        classes = c.call("classes after fit(train)", lambda: list(gen.classes))
+        c.expect(classes == train.classes, "classes after fit(train)",
+                 f"train.classes, {train.classes} (labels index them in every export)", classes)
         check = "sample(labels, seed=0)"
         a = c.call(check, lambda: gen.sample(labels, seed=0))
         _check_tensor(c, a, check, (6, channels, size, size), "(N, channels, image_size, image_size)")
@@ -73,7 +74,8 @@ def check_generator(cls: type[Generator], **options: Any) -> None:
             loaded = c.call("cls.load(path)", lambda: cls.load(path))
         c.expect(isinstance(loaded, cls), "cls.load(path)", f"a {cls.__name__}", lambda: type(loaded).__name__)
         for member in ("classes", "steps_done"):
-            kept, back = getattr(gen, member), getattr(loaded, member)
+            kept = getattr(gen, member)
+            back = c.call(f"cls.load(path).{member}", lambda: getattr(loaded, member))
             c.expect(back == kept, f"cls.load(path).{member}", f"the saved generator's, {kept!r}", repr(back))
         check = "save(path), then cls.load(path).sample(labels, seed=0)"
         torch.manual_seed(12345)  # another global RNG state than the original sampled under
