@@ -180,7 +180,8 @@ def test_audit_command_on_folders_from_any_tool(real, tmp_path, cli):
     out = Path(result.stdout.strip().splitlines()[-1])
     summary = json.loads((out / "audit.json").read_text())
     assert summary["sizes"] == {"reference": 150, "heldout": 60, "synthetic": 70}
-    assert summary["skipped"]["synthetic"] == ["virus/broken.png"]
+    assert [f["file"] for f in summary["skipped"]["synthetic"]] == ["virus/broken.png"]
+    assert "not a PNG image" in summary["skipped"]["synthetic"][0]["reason"]
     assert summary["skipped"]["reference"] == [] and len(summary["skipped"]["heldout"]) == 1
     assert summary["skipped"]["heldout"][0]["reason"] == "ValueError: file is empty (0 bytes)"
     assert "unreadable files skipped: 1 held-out, 1 synthetic" in result.stderr
@@ -204,6 +205,34 @@ def test_audit_command_errors_name_the_problem(real, tmp_path, cli):
     result = cli("audit", tmp_path / "synthetic", "--reference", tmp_path / "train", "--features", "pixels",
                  "--image-size", SIZE, "--out", tmp_path / "audits", expect=2)
     assert "pneumothorax" in result.stderr and "normal" in result.stderr
+    assert not (tmp_path / "audits").exists() or not list((tmp_path / "audits").iterdir())  # no empty audit folder
     result = cli("audit", tmp_path / "train", "--reference", tmp_path / "train", "--features", "pixels",
                  "--feature-option", "sise=8", "--out", tmp_path / "audits", expect=2)
     assert "sise" in result.stderr and "size" in result.stderr
+
+
+def test_audit_command_warns_of_far_images_missing_classes_and_blanks_without_a_holdout(real, tmp_path, cli):
+    """Inverted images (recall 0 against a floor of 1) read "Warnings: None"; a class without synthetic images
+    emptied the overall figures ("too few images") without a word; without --holdout the report spoke of held-out
+    images; a NaN pixel was audited; a blank image went unnoticed."""
+    _write_folder(tmp_path / "train", real["train"])
+    inverted = real["heldout"].subset(torch.nonzero(real["heldout"].labels != 2).flatten())  # no virus
+    _write_folder(tmp_path / "synthetic", LabeledImages(-inverted.images, inverted.labels, inverted.classes))
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "synthetic" / "normal" / "black.png")
+    nan = np.full((32, 32), 0.5, np.float32)
+    nan[3, 3] = np.nan
+    Image.fromarray(nan, mode="F").save(tmp_path / "synthetic" / "normal" / "nan.tiff")
+    result = cli("audit", tmp_path / "synthetic", "--reference", tmp_path / "train", "--features", "pixels",
+                 "--feature-option", "size=8", "--image-size", SIZE, "--out", tmp_path / "audits")
+    out = Path(result.stdout.strip().splitlines()[-1])
+    summary = json.loads((out / "audit.json").read_text())
+    assert summary["fidelity"]["overall"]["n"] > 0 and summary["fidelity"]["left_out"]["no synthetic images"] == ["virus"]
+    assert [f["file"] for f in summary["skipped"]["synthetic"]] == ["normal/nan.tiff"]
+    assert "NaN" in summary["skipped"]["synthetic"][0]["reason"]
+    text = " ".join(result.stderr.split())
+    assert "class virus: no synthetic images, left out of the overall fidelity figures" in text
+    assert "far from real ones in the audit's feature space (under 0.5x the real floor): overall: " in text
+    assert "blank images (one value in every pixel), audited as they are: 1 synthetic (normal/black.png)" in text
+    assert "C_T: not computed (no --holdout)" in text
+    report = (out / "report.md").read_text()
+    assert "held-out real images fall under" not in report and "reference (each to the others)" in report

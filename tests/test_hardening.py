@@ -145,11 +145,11 @@ def test_float_images_with_nan_are_refused_not_turned_grey(tmp_path):
     nan = np.full((16, 16), 0.5, np.float32)
     nan[3:6, 3:6] = np.nan
     Image.fromarray(nan, mode="F").save(root / "yes" / "nan.tif")
-    from augkit.stages.data import _prepare
+    from augkit.stages.data import prepare_one
 
     prep = augkit.build("preprocessor", "paper", image_size=16)
     sample = next(s for s in ImageFolder(root=root, reveal_file_names=True).samples() if s.key == "yes/nan.tif")
-    image, reason = _prepare(sample, prep)
+    image, reason = prepare_one(sample, prep)
     assert image is None and "NaN" in reason
 
 

@@ -91,6 +91,8 @@ def test_report_numbers_read_as_numbers():
     assert _ms({"mean": 763.2, "std": 240.1}) == "763 ± 240"  # not 7.6e+02 ± 2.4e+02
     assert _ms({"mean": 0.4123, "std": 0.0312}) == "0.412 ± 0.031"
     assert _ms({"mean": 11.7, "std": 2.2}) == "11.7 ± 2.2" and _ms(None) == "n/a"
+    assert _ms({"mean": 3.6e-9, "std": 4.08e-8}) == "< 0.0001"  # a KID of zero, not 0.0000000036 ± 0.0000000408
+    assert _ms({"mean": 0.0012, "std": 0.0003}) == "0.00120 ± 0.00030" and _ms({"mean": 0, "std": 0}) == "0.000 ± 0.000"
 
 
 def test_the_loss_plot_draws_whatever_losses_a_generator_logs(tmp_path):

@@ -70,7 +70,9 @@ class Auditor:
     """
 
     def __init__(self, extractor: FeatureExtractor, reference: LabeledImages, heldout: LabeledImages | None,
-                 settings: AuditSettings = AuditSettings()):
+                 settings: AuditSettings = AuditSettings(), *, validation: LabeledImages | None = None):
+        """``validation``: without a held-out set, real images the extractor did not train on (a share of the
+        reference), to measure how well its classifier recognises real images (the weak-space warning)."""
         self.extractor, self.reference, self.heldout, self.s = extractor, reference, heldout, settings
         self.ref_feats = extractor.features(reference.images).float()
         self.ref_pixels = flat(reference.images)
@@ -91,14 +93,16 @@ class Auditor:
             "feature": settings.copy_margin * float(torch.quantile(held_feat.double(), q)),
         }
         self.heldout_accuracy = None
-        if heldout is not None and len(heldout):
-            proba = extractor.predict_proba(heldout.images)
+        checked, on = ((heldout, "held-out real images") if heldout is not None and len(heldout) else
+                       (validation, "reference images left out of the feature extractor's training"))
+        if checked is not None and len(checked):
+            proba = extractor.predict_proba(checked.images)
             if proba is not None:
                 pred = proba.argmax(1)
-                recalls = [(pred[heldout.labels == c] == c).float().mean().item()
-                           for c in range(len(heldout.classes)) if (heldout.labels == c).any()]
-                self.heldout_accuracy = {"accuracy": float((pred == heldout.labels).float().mean()),
-                                         "balanced_accuracy": sum(recalls) / len(recalls)}
+                recalls = [(pred[checked.labels == c] == c).float().mean().item()
+                           for c in range(len(checked.classes)) if (checked.labels == c).any()]
+                self.heldout_accuracy = {"accuracy": float((pred == checked.labels).float().mean()),
+                                         "balanced_accuracy": sum(recalls) / len(recalls), "on": on}
 
     def _pixel_nearest(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return nearest_mirrored(images, self.ref_pixels)
@@ -162,9 +166,11 @@ class Auditor:
         # overall: synthetic drawn with the comparator's class mix, as many as the comparator holds
         per_class_comp = torch.bincount(comp_labels, minlength=len(classes))
         per_class_syn = torch.bincount(syn_labels, minlength=len(classes))
-        scale = min(1.0, min(((per_class_syn[c] / per_class_comp[c]).item() for c in range(len(classes))
-                              if per_class_comp[c] > 0), default=1.0))
-        take = [int(per_class_comp[c].item() * scale) for c in range(len(classes))]
+        both = [c for c in range(len(classes)) if per_class_syn[c] > 0 and per_class_comp[c] > 0]
+        out["left_out"] = {"no synthetic images": [n for c, n in enumerate(classes) if not per_class_syn[c]],
+                           "no real comparison images": [n for c, n in enumerate(classes) if not per_class_comp[c]]}
+        scale = min(1.0, min(((per_class_syn[c] / per_class_comp[c]).item() for c in both), default=1.0))
+        take = [int(per_class_comp[c].item() * scale) if c in both else 0 for c in range(len(classes))]
         syn_pick = torch.cat([torch.nonzero(syn_labels == c).flatten()[torch.randperm(int(per_class_syn[c]), generator=gen)[:t]]
                               for c, t in enumerate(take)])
         comp_pick = torch.cat([torch.nonzero(comp_labels == c).flatten()[:t] for c, t in enumerate(take)])
@@ -248,14 +254,51 @@ class Auditor:
         return out
 
 
-def warnings_for(summary: dict) -> list[str]:
-    """Reviewer warnings for the run's warnings list."""
+FAR = 0.5  # synthetic under half the real floor: far from real (the bar docs/generators.md holds generators to)
+ADVICE = {  # what to do, in a run's recipe or for `augkit audit` on folders
+    "recipe": {"copies": "or set audit.drop_copies: true", "unfaithful": "audit.drop_unfaithful: true removes them",
+               "weak": "train it longer (feature_extractor.options.classifier_options) or use another feature_extractor"},
+    "folders": {"copies": "audit/flags.csv flags each (near_copy): leave those files out",
+                "unfaithful": "audit/flags.csv flags each (unfaithful)",
+                "weak": "train it longer (--feature-option classifier_options={epochs: ...}) or use other --features"},
+}
+
+
+def _far(summary: dict) -> list[str]:
+    """Scopes (overall, classes) whose precision, recall or coverage is under FAR x its real floor."""
+    fid = summary.get("fidelity") or {}
+    found = []
+    for name, scope in [("overall", fid.get("overall")), *(fid.get("per_class") or {}).items()]:
+        if not scope or "synthetic" not in scope:
+            continue
+        low = [f"{m} {scope['synthetic'][m]['mean']:.2f} against {scope['real_floor'][m]['mean']:.2f}"
+               for m in ("precision", "recall", "coverage")
+               if scope["synthetic"].get(m) and scope["real_floor"].get(m)
+               and scope["synthetic"][m]["mean"] < FAR * scope["real_floor"][m]["mean"]]
+        if low:
+            found.append(f"{name}: {', '.join(low)}")
+    return found
+
+
+def warnings_for(summary: dict, advice: str = "recipe") -> list[str]:
+    """Reviewer warnings for the run's warnings list; ``advice``: "recipe" (a run's) or "folders" (``augkit audit``)."""
+    say = ADVICE[advice]
     out = D.warnings_for((summary.get("diversity") or {}).get("per_class", {}), "audit")
+    left = (summary.get("fidelity") or {}).get("left_out") or {}
+    for why, names in left.items():
+        if names:
+            out.append(f"audit: class{'es' if len(names) > 1 else ''} {', '.join(names)}: {why}, left out of the "
+                       "overall fidelity figures")
+    far = _far(summary)
+    if far:
+        out.append(f"audit: the synthetic images are far from real ones in the audit's feature space (under "
+                   f"{FAR:g}x the real floor): {'; '.join(far)}; look at them beside real images before using them")
     mem = summary["memorisation"]
+    held = summary["sizes"].get("heldout")
     if mem["near_copies"]:
         out.append(f"audit: {mem['near_copies']} synthetic images ({100 * mem['near_copy_rate']:.1f}%) are near copies "
-                   "of training images (closer than held-out real images ever are); see audit/closest_pairs.png "
-                   "before sharing, or set audit.drop_copies: true")
+                   f"of training images (closer than {'held-out real images ever are' if held else 'the training images are to one another'}); "
+                   f"see audit/closest_pairs.png before sharing, {say['copies']}")
     c_t = (mem.get("data_copying") or {}).get("c_t")
     if c_t is not None and c_t < -3:
         out.append(f"audit: data-copying statistic C_T = {c_t:.1f} (< -3): synthetic images sit closer to the training "
@@ -263,15 +306,15 @@ def warnings_for(summary: dict) -> list[str]:
     faith = summary.get("faithfulness")
     if faith and faith["real_heldout"] and faith["real_heldout"]["balanced_accuracy"] < 0.6:
         out.append(f"audit: the feature space is weak: its classifier recognises only "
-                   f"{100 * faith['real_heldout']['balanced_accuracy']:.0f}% of held-out real images (balanced), so "
-                   "fidelity and faithfulness figures in it say little; train it longer (feature_extractor.options."
-                   "classifier_options) or use another feature_extractor")
+                   f"{100 * faith['real_heldout']['balanced_accuracy']:.0f}% of "
+                   f"{faith['real_heldout'].get('on', 'held-out real images')} (balanced), so fidelity and "
+                   f"faithfulness figures in it say little; {say['weak']}")
     if faith and faith["real_heldout"]:
         real = faith["real_heldout"]["accuracy"]
         if faith["overall"] < real - 0.2:
             out.append(f"audit: the real-trained classifier recognises the requested class in {100 * faith['overall']:.0f}% "
-                       f"of synthetic images but {100 * real:.0f}% of held-out real ones: many synthetic images do not "
-                       "show their label (audit.drop_unfaithful: true removes them)")
+                       f"of synthetic images but {100 * real:.0f}% of {faith['real_heldout'].get('on', 'held-out real images')}: "
+                       f"many synthetic images do not show their label ({say['unfaithful']})")
     return out
 
 

@@ -21,29 +21,50 @@ from augkit.extension.roles import FeatureExtractor, LabeledImages
 from augkit.outputs import run_report
 from augkit.outputs.progress import no_progress
 from augkit.outputs.run_folder import RunFolder
+from augkit.stages.data import is_blank, prepare_one
 
 
 def _read_folder(root: Path, prep, *, reveal: bool, progress, registry: Registry
-                 ) -> tuple[LabeledImages, list[str], list[tuple[str, str]]]:
-    """Every image of a class-per-folder tree, preprocessed; bad files are skipped with their reason."""
+                 ) -> tuple[LabeledImages, list[str], list[tuple[str, str]], list[str]]:
+    """Every image of a class-per-folder tree, preprocessed as a run's data is (NaN, a shape of its own: skipped
+    with the reason); returns (images, keys, skipped, keys of blank images)."""
     source = registry.get("dataset", FOLDER_DATASET)(root=root, reveal_file_names=reveal)
-    classes, images, labels, keys, skipped = source.classes, [], [], [], []
+    classes, images, labels, keys, skipped, blank = source.classes, [], [], [], [], []
     samples = list(source.samples())
     for sample in progress(samples, f"read {root.name}", len(samples)):
-        try:
-            images.append(torch.tensor(prep(sample.load())))
-        except Exception as exc:  # one bad image must not stop the audit
-            skipped.append((sample.key, f"{type(exc).__name__}: {exc}"))
+        image, problem = prepare_one(sample, prep)  # one bad image must not stop the audit
+        if image is not None and images and image.shape != tuple(images[0].shape):
+            image, problem = None, f"ValueError: preprocessed to shape {image.shape}, others are {tuple(images[0].shape)}"
+        if image is None:
+            skipped.append((sample.key, problem))
             continue
+        if is_blank(image):
+            blank.append(sample.key)
+        images.append(torch.from_numpy(image))
         labels.append(sample.label)
         keys.append(sample.key)
     if not images:
         raise ValueError(f"{root}: no readable images" + (f" ({skipped[0][1]})" if skipped else ""))
-    return LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes), keys, skipped
+    return LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes), keys, skipped, blank
 
 
 def _keyed(skipped: list[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"sample": key, "reason": path_free(reason)} for key, reason in skipped]
+
+
+def blank_note(summary: dict) -> str | None:
+    """One sentence on the images that are blank (one value in every pixel), or None."""
+    blank = {what: keys for what, keys in (summary.get("blank") or {}).items() if keys}
+    if not blank:
+        return None
+    return ("blank images (one value in every pixel), audited as they are: "
+            + "; ".join(f"{len(keys)} {'held-out' if what == 'heldout' else what} ({', '.join(keys[:5])}"
+                        f"{' ...' if len(keys) > 5 else ''})" for what, keys in blank.items()))
+
+
+def folder_warnings(summary: dict) -> list[str]:
+    """What ``augkit audit`` warns of, on the console and in its report."""
+    return warnings_for(summary, "folders") + [note for note in (skipped_note(summary), blank_note(summary)) if note]
 
 
 def skipped_note(summary: dict) -> str | None:
@@ -61,7 +82,9 @@ def _to_classes(data: LabeledImages, classes: list[str], what: str, root: Path) 
     unknown = sorted(set(data.classes) - set(classes))
     if unknown:
         raise ValueError(f"{root}: {what} class folder(s) {unknown} are not classes of the reference "
-                         f"(reference classes: {', '.join(classes)}); rename the folders to match")
+                         f"(reference classes: {', '.join(classes)}): the reference needs a folder of that class's "
+                         f"training images (every class has to be compared with its own), or rename the {what} "
+                         "folder if it is a class of the reference under another name")
     mapping = torch.tensor([classes.index(c) for c in data.classes], dtype=torch.long)
     return LabeledImages(data.images, mapping[data.labels], classes)
 
@@ -76,14 +99,15 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
     """
     progress = progress or no_progress
     registry = registry or get_plugin_manager()
-    ref, _, ref_skipped = _read_folder(Path(reference), prep, reveal=False, progress=progress, registry=registry)
-    held = None
+    ref, _, ref_skipped, ref_blank = _read_folder(Path(reference), prep, reveal=False, progress=progress,
+                                                  registry=registry)
+    held, held_skipped, held_blank = None, [], []
     if holdout is not None:
-        held_raw, _, held_skipped = _read_folder(Path(holdout), prep, reveal=False, progress=progress,
-                                                 registry=registry)
+        held_raw, _, held_skipped, held_blank = _read_folder(Path(holdout), prep, reveal=False, progress=progress,
+                                                             registry=registry)
         held = _to_classes(held_raw, ref.classes, "held-out", Path(holdout))
-    syn_raw, syn_files, syn_skipped = _read_folder(Path(synthetic), prep, reveal=True, progress=progress,
-                                                   registry=registry)
+    syn_raw, syn_files, syn_skipped, syn_blank = _read_folder(Path(synthetic), prep, reveal=True, progress=progress,
+                                                              registry=registry)
     syn = _to_classes(syn_raw, ref.classes, "synthetic", Path(synthetic))
     if held is not None:
         fit_train, fit_val = ref, held
@@ -92,21 +116,22 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
         cut = max(1, len(ref) * 15 // 100)
         fit_train, fit_val = ref.subset(perm[cut:]), ref.subset(perm[:cut])
     list(progress(extractor.fit(fit_train, fit_val, seed=settings.seed), "audit: feature extractor", extractor.total_steps))
-    auditor = Auditor(extractor, ref, held, settings)
+    auditor = Auditor(extractor, ref, held, settings, validation=None if held is not None else fit_val)
     screen, feats = auditor.screen(syn.images, syn.labels)
     summary = auditor.summary(screen, feats, images=syn.images)
     # reference and held-out files by sample key (a keyed hash: `augkit locate` finds the file), synthetic by path
-    summary["skipped"] = {"reference": _keyed(ref_skipped), "heldout": _keyed(held_skipped if holdout else []),
-                          "synthetic": [f for f, _ in syn_skipped]}
+    summary["skipped"] = {"reference": _keyed(ref_skipped), "heldout": _keyed(held_skipped),
+                          "synthetic": [{"file": f, "reason": path_free(r)} for f, r in syn_skipped]}
+    summary["blank"] = {"reference": ref_blank, "heldout": held_blank, "synthetic": syn_blank}
     out_dir = Path(out_dir)
     folder = RunFolder(out_dir)
     folder.folder(RunFolder.AUDIT_DIR)
     folder.write_text(RunFolder.AUDIT, json.dumps(summary, indent=2))
     write_flags(screen, ref.classes, [{"file": f} for f in syn_files], folder.file(RunFolder.FLAGS))
-    plot_closest_pairs(syn.images, screen, ref.images, folder.file(RunFolder.CLOSEST_PAIRS), n=pairs)
+    plot_closest_pairs(syn.images, screen, ref.images, folder.file(RunFolder.CLOSEST_PAIRS), n=pairs, classes=ref.classes)
     plot_distances(screen, auditor, folder.file(RunFolder.DISTANCES))
     content = [run_report.Heading(f"augkit audit: {Path(synthetic).name}", 1)]
-    warnings = warnings_for(summary) + [note for note in [skipped_note(summary)] if note]
+    warnings = folder_warnings(summary)
     content += [run_report.Heading("Warnings"), run_report.Bullets(warnings) if warnings else run_report.Para("None.")]
     content += run_report.audit_blocks(summary, ref.classes, RunFolder.AUDIT_DIR)
     folder.write_text(RunFolder.REPORT_MD, run_report.to_markdown(content))

@@ -21,7 +21,7 @@ def audit(
     holdout: Annotated[Optional[Path], typer.Option("--holdout", exists=True, file_okay=False,
                                                     help="real images the generator never saw, one folder per class")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="parent folder of audit folders")] = Path("audits"),
-    image_size: Annotated[int, typer.Option(help="side every image is resized to")] = 112,
+    image_size: Annotated[int, typer.Option(min=16, help="side every image is resized to")] = 112,
     channels: Annotated[int, typer.Option(help="1 (grayscale) or 3")] = 1,
     features: Annotated[str, typer.Option(help="feature extractor plugin (see `augkit plugins`)")] = DEFAULT_PLUGINS[
         "feature_extractor"],
@@ -76,19 +76,24 @@ def audit(
     try:
         summary = A.audit_folders(synthetic, reference, holdout, out_dir, extractor=extractor, prep=prep,
                                   settings=settings, progress=rich_progress(err), registry=registry)
-    except ValueError as exc:
-        fail(str(exc))
+    except BaseException as exc:
+        if out_dir.is_dir() and not any(out_dir.iterdir()):  # an audit that wrote nothing leaves no folder
+            out_dir.rmdir()
+        if isinstance(exc, ValueError):
+            fail(str(exc))
+        raise
     mem = summary["memorisation"]
+    c_t = mem["data_copying"].get("c_t")
     err.print(f"near copies: {mem['near_copies']} of {summary['sizes']['synthetic']}; "
-              f"data-copying C_T: {mem['data_copying'].get('c_t')}; "
+              f"data-copying C_T: {'not computed (no --holdout)' if c_t is None else f'{c_t:.2f}'}; "
               + (f"label faithfulness: {100 * summary['faithfulness']['overall']:.0f}%" if summary["faithfulness"] else ""),
               highlight=False)
     err.print("intra-class diversity (MS-SSIM), x real (95% interval over the synthetic images): "
               + ", ".join(f"{c} {ratio_text(f)}" for c, f in summary["diversity"]["per_class"].items()),
               highlight=False)
-    from augkit.audit.folders import skipped_note
+    from augkit.audit.folders import folder_warnings
 
-    for warning in A.warnings_for(summary) + [note for note in [skipped_note(summary)] if note]:
+    for warning in folder_warnings(summary):
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     print(out_dir)
 

@@ -189,6 +189,8 @@ def _ms(stat: dict | None, digits: int = 3) -> str:
         return "n/a"
     mean, std = float(stat["mean"]), float(stat["std"])
     magnitude = max(abs(mean), abs(std))
+    if 0 < magnitude < 10 ** -(digits + 1):  # e.g. a KID of 4e-9 +- 4e-8: zero as far as the figure can tell
+        return f"< {10 ** -(digits + 1):.{digits + 1}f}"
     decimals = 0 if magnitude >= 10 ** (digits - 1) else max(0, digits - 1 - int(np.floor(np.log10(magnitude)))) \
         if magnitude > 0 else digits
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
@@ -262,8 +264,9 @@ def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
         out.append(Para(
             f"The real-trained classifier recognises the requested class in {100 * faith['overall']:.0f}% of synthetic "
             f"images ({per_class})"
-            + (f"; the same classifier recognises {100 * real['accuracy']:.0f}% of held-out real images "
-               f"({100 * real['balanced_accuracy']:.0f}% balanced)." if real else ".")
+            + (f"; the same classifier recognises {100 * real['accuracy']:.0f}% of "
+               f"{real.get('on', 'held-out real images')} ({100 * real['balanced_accuracy']:.0f}% balanced)."
+               if real else ".")
         ))
         out.append(Table(["requested \\ recognised", *classes],
                          [[c, *map(str, row)] for c, row in zip(classes, faith["confusion"])]))
@@ -272,6 +275,7 @@ def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
 
     out.append(Heading("Memorisation", 3))
     c_t = mem["data_copying"].get("c_t")
+    real = "held-out real" if sizes["heldout"] else "reference (each to the others)"
     ct_text = ("not computed (" + mem["data_copying"].get("note", "") + ")" if c_t is None else
                f"{c_t:.2f} over {mem['data_copying']['cells']} cells ("
                + ("< -3: the generator copies training images" if c_t < -3 else
@@ -282,9 +286,9 @@ def audit_blocks(audit: dict, classes: list[str], audit_dir: str) -> list:
         f"({', '.join(f'{c} {n}' for c, n in mem['near_copies_per_class'].items())}): closer to a training image (or "
         f"its mirror) than {audit['settings']['copy_margin']:g} x the {100 * audit['settings']['copy_quantile']:g}% "
         f"quantile of {mem['calibration']} (pixel RMS < {mem['thresholds']['pixel']:.4g} or feature distance < "
-        f"{mem['thresholds']['feature']:.4g}); {100 * mem['heldout_flag_rate']:.1f}% of held-out real images fall under "
+        f"{mem['thresholds']['feature']:.4g}); {100 * mem['heldout_flag_rate']:.1f}% of {real} images fall under "
         f"the same thresholds. Median distance to the nearest training image: synthetic "
-        f"{_q(mem['pixel_distance'])} vs held-out real {_q(mem['heldout_pixel_distance'])} (pixel RMS). "
+        f"{_q(mem['pixel_distance'])} vs {real} {_q(mem['heldout_pixel_distance'])} (pixel RMS). "
         f"Data-copying statistic C_T (Meehan et al. 2020): {ct_text}."
     ))
     dropped = audit.get("dropped") or {}

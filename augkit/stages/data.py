@@ -71,7 +71,7 @@ def _init_worker(prep: Preprocessor) -> None:
     torch.set_num_threads(1)  # one process per core: threads inside each would only fight
 
 
-def _prepare(sample: Sample, prep: Preprocessor | None = None) -> tuple[np.ndarray | None, str | None]:
+def prepare_one(sample: Sample, prep: Preprocessor | None = None) -> tuple[np.ndarray | None, str | None]:
     """Load and preprocess one sample: (image, None) or (None, the reason it is unusable)."""
     try:
         raw = sample.load()
@@ -89,14 +89,14 @@ def _prepared(samples: list[Sample], prep: Preprocessor, workers: int) -> Iterat
     if workers <= 1 or len(samples) < 64 or not picklable(samples[0], prep):
         if workers > 1 and len(samples) >= 64:
             log.info("preprocessing in one process: the data source's samples cannot be sent to worker processes")
-        yield from (_prepare(s, prep) for s in samples)
+        yield from (prepare_one(s, prep) for s in samples)
         return
     done = 0
     chunk = max(1, min(16, len(samples) // (4 * workers)))
     while done < len(samples):
         try:
             with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(prep,)) as pool:
-                for result in pool.map(_prepare, samples[done:], chunksize=chunk):  # map keeps the order
+                for result in pool.map(prepare_one, samples[done:], chunksize=chunk):  # map keeps the order
                     yield result
                     done += 1
         except BrokenProcessPool:
@@ -108,10 +108,10 @@ def _prepared(samples: list[Sample], prep: Preprocessor, workers: int) -> Iterat
 
 
 def _alone(sample: Sample, prep: Preprocessor) -> tuple[np.ndarray | None, str | None]:
-    """``_prepare`` in a worker of its own; a worker that dies is this file's reason to be skipped."""
+    """``prepare_one`` in a worker of its own; a worker that dies is this file's reason to be skipped."""
     try:
         with ProcessPoolExecutor(1, initializer=_init_worker, initargs=(prep,)) as pool:
-            return pool.submit(_prepare, sample).result()
+            return pool.submit(prepare_one, sample).result()
     except BrokenProcessPool:
         return None, "the process reading it died (killed for using too much memory, or a crash in the decoder)"
 
@@ -141,7 +141,7 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
             log.warning("skipped %s: %s", sample.key, problem)
             skipped.append((sample.key, problem))
             continue
-        if image.size and (image == image.flat[0]).all():
+        if is_blank(image):
             blank.append(sample.key)
         images.append(torch.from_numpy(image))
         labels.append(sample.label)
@@ -159,6 +159,11 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
         log.warning("%s", message)
     data = LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes, groups)
     return Loaded(data, skipped, sources, dropped_classes=empty, blank=blank)
+
+
+def is_blank(image: np.ndarray) -> bool:
+    """One value in every pixel (an all-black scan, a crop that removed everything)."""
+    return bool(image.size) and bool((image == image.flat[0]).all())
 
 
 def blank_note(loaded: Loaded) -> str | None:

@@ -125,7 +125,8 @@ def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: lis
     exported = {(b.seed, i) for b in kept for i in b.index}
     A.write_flags(screen, train.classes, [{"seed": sd, "index": i, "exported": int((sd, i) in exported)} for sd, i in ids],
                   folder.file(RunFolder.FLAGS))
-    A.plot_closest_pairs(images, screen, train.images, folder.file(RunFolder.CLOSEST_PAIRS), n=spec.pairs)
+    A.plot_closest_pairs(images, screen, train.images, folder.file(RunFolder.CLOSEST_PAIRS), n=spec.pairs,
+                         classes=train.classes)
     A.plot_distances(screen, auditor, folder.file(RunFolder.DISTANCES))
     for warning in A.warnings_for(summary):
         folder.warn(warning)
