@@ -236,3 +236,5 @@ def test_audit_command_warns_of_far_images_missing_classes_and_blanks_without_a_
     assert "C_T: not computed (no --holdout)" in text
     report = (out / "report.md").read_text()
     assert "held-out real images fall under" not in report and "reference (each to the others)" in report
+    assert "![the first 8 synthetic images of each class](audit/synthetic_grid.png)" in report  # figures beside images
+    assert (out / "audit" / "synthetic_grid.png").is_file() and (out / "audit" / "reference_grid.png").is_file()

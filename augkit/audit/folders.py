@@ -18,7 +18,7 @@ from augkit.config.defaults import FOLDER_DATASET
 from augkit.extension.names import path_free
 from augkit.extension.registry import Registry, get_plugin_manager
 from augkit.extension.roles import FeatureExtractor, LabeledImages
-from augkit.outputs import run_report
+from augkit.outputs import report, run_report
 from augkit.outputs.progress import no_progress
 from augkit.outputs.run_folder import RunFolder
 from augkit.stages.data import is_blank, prepare_one
@@ -78,6 +78,24 @@ def skipped_note(summary: dict) -> str | None:
             + " (listed in audit.json: reference and held-out ones by sample key, `augkit locate KEY --root DIR`)")
 
 
+def _grids(syn: LabeledImages, ref: LabeledImages, folder: RunFolder, per_class: int = 8) -> list:
+    """Up to ``per_class`` synthetic and reference images of each class, a row a class: the figures beside what they
+    measure (a class read as collapsed, or as varied, can be checked by eye)."""
+    def first(data: LabeledImages) -> torch.Tensor:
+        rows = [data.images[data.labels == c][:per_class] for c in range(len(ref.classes))]
+        pad = torch.ones(1, *data.images.shape[1:])  # white where a class has fewer images: rows stay classes
+        return torch.cat([torch.cat([r, pad.expand(per_class - len(r), *pad.shape[1:])]) for r in rows])
+
+    names = ", ".join(ref.classes)
+    blocks = [run_report.Heading("Images, a row per class", 3)]
+    images = []
+    for what, data in (("synthetic", syn), ("reference", ref)):
+        path = f"{RunFolder.AUDIT_DIR}/{what}_grid.png"
+        report.image_grid(first(data), folder.file(path), title=f"{what}: rows of {per_class} ({names})", columns=per_class)
+        images.append(run_report.Image(path, f"the first {per_class} {what} images of each class"))
+    return blocks + [run_report.Row(images)]
+
+
 def _to_classes(data: LabeledImages, classes: list[str], what: str, root: Path) -> LabeledImages:
     unknown = sorted(set(data.classes) - set(classes))
     if unknown:
@@ -134,6 +152,7 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
     warnings = folder_warnings(summary)
     content += [run_report.Heading("Warnings"), run_report.Bullets(warnings) if warnings else run_report.Para("None.")]
     content += run_report.audit_blocks(summary, ref.classes, RunFolder.AUDIT_DIR)
+    content += _grids(syn, ref, folder)
     folder.write_text(RunFolder.REPORT_MD, run_report.to_markdown(content))
     folder.write_text(RunFolder.REPORT_HTML, run_report.to_html(content, out_dir))
     return summary
