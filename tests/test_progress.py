@@ -36,6 +36,13 @@ def test_progress_at_80_columns_shows_everything_that_matters_uncut(description,
         assert number in line
 
 
+def test_a_training_stopped_early_ends_as_a_finished_bar_not_a_cut_one():
+    """Early stopping at epoch 18 of 30 left "18/30" on screen, which reads like an interrupted training."""
+    line = _render(100, "real s0", CLASSIFIER[:18], 30)
+    assert "18/18" in line and "stopped at 18 of 30" in line and "18/30" not in line
+    assert "20/20" in _render(100, "real s0", CLASSIFIER, 20)  # one that ran to its total says nothing more
+
+
 def test_wider_terminals_show_more():
     narrow, wide = _render(80, "train generator", GENERATOR, 2000), _render(140, "train generator", GENERATOR, 2000)
     assert "d_real_acc" not in narrow and "d_real_acc 0.375" in wide and "…" not in wide
