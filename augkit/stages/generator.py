@@ -10,6 +10,7 @@ writes, and tells the others which checkpoint to sample from.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,18 +68,26 @@ class CheckpointError(ValueError):
 
 
 def load_generator(cls: type[Generator], path: Path, name: str, **changed) -> Generator:
-    """``cls.load(path)``; a file it cannot load raises :class:`CheckpointError` naming the file and why."""
-    try:
-        return cls.load(path, **changed)
-    except Exception as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else ""
-        if "weights only" in first.lower() or "weights_only" in first:
-            # torch goes on to suggest weights_only=False, which runs whatever code the file holds: never
-            first = "it holds more than tensors and plain values, and augkit loads nothing else (docs/privacy.md)"
-        raise CheckpointError(f"{path}: cannot be loaded by the {name!r} generator ({type(exc).__name__}"
-                              f"{': ' + first if first else ''}): a file cut short or damaged, or another "
-                              "generator's checkpoint") from exc
+    """``cls.load(path)``; a file it cannot load raises :class:`CheckpointError` naming the file and why.
+
+    What torch warns while refusing a file (e.g. its pickle-protocol UserWarning) is left out: the error says why;
+    the warnings of a checkpoint that loads are passed on."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        try:
+            loaded = cls.load(path, **changed)
+        except Exception as exc:
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else ""
+            if "weights only" in first.lower() or "weights_only" in first:
+                # torch goes on to suggest weights_only=False, which runs whatever code the file holds: never
+                first = "it holds more than tensors and plain values, and augkit loads nothing else (docs/privacy.md)"
+            raise CheckpointError(f"{path}: cannot be loaded by the {name!r} generator ({type(exc).__name__}"
+                                  f"{': ' + first if first else ''}): a file cut short or damaged, or another "
+                                  "generator's checkpoint") from exc
+    for w in said:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return loaded
 
 
 def _start(resolved: ResolvedRecipe, folder: RunFolder, *, resume: bool) -> tuple[Generator, History]:

@@ -213,6 +213,16 @@ def test_a_damaged_checkpoint_is_named_with_why_not_a_traceback(checkpoint, tmp_
         assert f"{bad}: cannot be loaded by the 'acgan' generator (" in out and "cut short or damaged" in out, name
         assert "weights_only" not in out and "Traceback" not in out, name
 
+    import warnings
+
+    from augkit.stages.generator import CheckpointError, load_generator
+
+    with warnings.catch_warnings(record=True) as said:  # torch's "Detected pickle protocol 4 ..." beside the error
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="holds more than tensors"):
+            load_generator(augkit.get_plugin_manager().get("generator", "acgan"), tmp_path / "code.pt", "acgan")
+    assert not said
+
     with pytest.raises(Interrupt):
         run(augkit.load_recipe(TINY), tmp_path / "runs", progress=interrupt_generator_at(15))
     (broken,) = (tmp_path / "runs").glob("tiny-*")
