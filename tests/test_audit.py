@@ -233,8 +233,26 @@ def test_audit_command_warns_of_far_images_missing_classes_and_blanks_without_a_
     assert "class virus: no synthetic images, left out of the overall fidelity figures" in text
     assert "far from real ones in the audit's feature space (under 0.5x the real floor): overall: " in text
     assert "blank images (one value in every pixel), audited as they are: 1 synthetic (normal/black.png)" in text
-    assert "C_T: not computed (no --holdout)" in text
+    assert "C_T: needs a held-out real set" in text
     report = (out / "report.md").read_text()
     assert "held-out real images fall under" not in report and "reference (each to the others)" in report
     assert "![the first 8 synthetic images of each class](audit/synthetic_grid.png)" in report  # figures beside images
     assert (out / "audit" / "synthetic_grid.png").is_file() and (out / "audit" / "reference_grid.png").is_file()
+
+
+def test_without_a_holdout_the_feature_space_is_checked_on_a_share_of_each_class_if_there_are_enough(real, tmp_path,
+                                                                                                      cli):
+    """Without --holdout the weak-space check never ran; on 1-3 validation images it would read chance."""
+    _write_folder(tmp_path / "train", real["train"])
+    _write_folder(tmp_path / "synthetic", real["heldout"].subset(torch.arange(0, 60, 3)))
+    small = real["train"].subset(torch.cat([torch.nonzero(real["train"].labels == c).flatten()[:5] for c in range(3)]))
+    _write_folder(tmp_path / "small", small)
+    for reference, measured in (("train", True), ("small", False)):
+        result = cli("audit", tmp_path / "synthetic", "--reference", tmp_path / reference, "--features", "small-cnn",
+                     "--feature-option", "steps=30", "--image-size", SIZE, "--out", tmp_path / "audits")
+        summary = json.loads((Path(result.stdout.strip().splitlines()[-1]) / "audit.json").read_text())
+        real_check = summary["faithfulness"]["real_heldout"]
+        if measured:  # 7 of each class's 50 reference images, left out of the extractor's training
+            assert real_check["on"] == "reference images left out of the feature extractor's training"
+        else:  # 5 a class: too few to say anything
+            assert real_check is None

@@ -41,6 +41,7 @@ def test_a_training_stopped_early_ends_as_a_finished_bar_not_a_cut_one():
     line = _render(100, "real s0", CLASSIFIER[:18], 30)
     assert "18/18" in line and "stopped at 18 of 30" in line and "18/30" not in line
     assert "20/20" in _render(100, "real s0", CLASSIFIER, 20)  # one that ran to its total says nothing more
+    assert "stopped" not in _render(100, "train generator", [], 2000)  # resumed after training: nothing to say
 
 
 def test_wider_terminals_show_more():

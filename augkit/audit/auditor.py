@@ -257,10 +257,12 @@ class Auditor:
 FAR = 0.5  # synthetic under half the real floor: far from real (the bar docs/generators.md holds generators to)
 ADVICE = {  # what to do, in a run's recipe or for `augkit audit` on folders
     "recipe": {"copies": "or set audit.drop_copies: true", "unfaithful": "audit.drop_unfaithful: true removes them",
-               "weak": "train it longer (feature_extractor.options.classifier_options) or use another feature_extractor"},
+               "weak": "train it longer (feature_extractor.options.classifier_options) or use another feature_extractor",
+               "grids": "the report's sample grids"},
     "folders": {"copies": "audit/flags.csv flags each (near_copy): leave those files out",
-                "unfaithful": "audit/flags.csv flags each (unfaithful)",
-                "weak": "train it longer (--feature-option classifier_options={epochs: ...}) or use other --features"},
+                "unfaithful": "audit/flags.csv flags each (unfaithful): leave those files out",
+                "weak": "train it longer (--feature-option classifier_options={epochs: ...}) or use other --features",
+                "grids": "audit/synthetic_grid.png beside audit/reference_grid.png"},
 }
 
 
@@ -269,8 +271,8 @@ def _far(summary: dict) -> list[str]:
     fid = summary.get("fidelity") or {}
     found = []
     for name, scope in [("overall", fid.get("overall")), *(fid.get("per_class") or {}).items()]:
-        if not scope or "synthetic" not in scope:
-            continue
+        if not scope or "synthetic" not in scope or (name != "overall" and scope.get("n", 0) < 16):
+            continue  # a class under 16 images compared: every subset nearly the same few images, the figure noise
         low = [f"{m} {scope['synthetic'][m]['mean']:.2f} against {scope['real_floor'][m]['mean']:.2f}"
                for m in ("precision", "recall", "coverage")
                if scope["synthetic"].get(m) and scope["real_floor"].get(m)
@@ -287,12 +289,14 @@ def warnings_for(summary: dict, advice: str = "recipe") -> list[str]:
     left = (summary.get("fidelity") or {}).get("left_out") or {}
     for why, names in left.items():
         if names:
+            what = "synthetic images of it" if why == "no synthetic images" else "real images of it the generator did not train on"
             out.append(f"audit: class{'es' if len(names) > 1 else ''} {', '.join(names)}: {why}, left out of the "
-                       "overall fidelity figures")
+                       f"overall fidelity figures (to measure it, add {what})")
     far = _far(summary)
     if far:
         out.append(f"audit: the synthetic images are far from real ones in the audit's feature space (under "
-                   f"{FAR:g}x the real floor): {'; '.join(far)}; look at them beside real images before using them")
+                   f"{FAR:g}x the real floor): {'; '.join(far)}; look at them beside real images before using them "
+                   f"({say['grids']})")
     mem = summary["memorisation"]
     held = summary["sizes"].get("heldout")
     if mem["near_copies"]:

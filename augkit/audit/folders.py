@@ -59,7 +59,9 @@ def blank_note(summary: dict) -> str | None:
         return None
     return ("blank images (one value in every pixel), audited as they are: "
             + "; ".join(f"{len(keys)} {'held-out' if what == 'heldout' else what} ({', '.join(keys[:5])}"
-                        f"{' ...' if len(keys) > 5 else ''})" for what, keys in blank.items()))
+                        f"{' ...' if len(keys) > 5 else ''})" for what, keys in blank.items())
+            + ". A blank image is usually a failed acquisition or export: remove the file (reference and held-out "
+            "ones by key: `augkit locate KEY --root DIR`)")
 
 
 def folder_warnings(summary: dict) -> list[str]:
@@ -129,12 +131,20 @@ def audit_folders(synthetic: Path, reference: Path, holdout: Path | None, out_di
     syn = _to_classes(syn_raw, ref.classes, "synthetic", Path(synthetic))
     if held is not None:
         fit_train, fit_val = ref, held
-    else:  # the extractor's own validation images: a seeded 15% of the reference
-        perm = torch.randperm(len(ref), generator=torch.Generator().manual_seed(settings.seed))
-        cut = max(1, len(ref) * 15 // 100)
-        fit_train, fit_val = ref.subset(perm[cut:]), ref.subset(perm[:cut])
+    else:  # the extractor's own validation images: a seeded 15% of each class of the reference
+        gen = torch.Generator().manual_seed(settings.seed)
+        val_idx = []
+        for c in range(len(ref.classes)):
+            members = torch.nonzero(ref.labels == c).flatten()
+            members = members[torch.randperm(len(members), generator=gen)]
+            val_idx += members[: len(members) * 15 // 100].tolist()
+        val_idx = val_idx or [0]
+        rest = sorted(set(range(len(ref))) - set(val_idx))
+        fit_train, fit_val = ref.subset(torch.tensor(rest)), ref.subset(torch.tensor(val_idx))
     list(progress(extractor.fit(fit_train, fit_val, seed=settings.seed), "audit: feature extractor", extractor.total_steps))
-    auditor = Auditor(extractor, ref, held, settings, validation=None if held is not None else fit_val)
+    counts = torch.bincount(fit_val.labels, minlength=len(ref.classes))
+    enough = held is None and len(fit_val) >= 10 and bool((counts >= 2).all())  # else its accuracy is chance
+    auditor = Auditor(extractor, ref, held, settings, validation=fit_val if enough else None)
     screen, feats = auditor.screen(syn.images, syn.labels)
     summary = auditor.summary(screen, feats, images=syn.images)
     # reference and held-out files by sample key (a keyed hash: `augkit locate` finds the file), synthetic by path

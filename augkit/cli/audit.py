@@ -85,7 +85,7 @@ def audit(
     mem = summary["memorisation"]
     c_t = mem["data_copying"].get("c_t")
     err.print(f"near copies: {mem['near_copies']} of {summary['sizes']['synthetic']}; "
-              f"data-copying C_T: {'not computed (no --holdout)' if c_t is None else f'{c_t:.2f}'}; "
+              f"data-copying C_T: {mem['data_copying'].get('note', 'not computed') if c_t is None else f'{c_t:.2f}'}; "
               + (f"label faithfulness: {100 * summary['faithfulness']['overall']:.0f}%" if summary["faithfulness"] else ""),
               highlight=False)
     err.print("intra-class diversity (MS-SSIM), x real (95% interval over the synthetic images): "

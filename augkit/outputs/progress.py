@@ -84,8 +84,8 @@ def rich_progress(console=None) -> Progress:
                     bar.update(task, completed=item["step"], **({"postfix": numbers} if numbers else {}))
                 else:
                     bar.update(task, advance=1, **({"postfix": numbers} if numbers else {}))
-            done = int(bar.tasks[0].completed)
-            if total and done < total:  # ended before its total (early stopping): a finished bar, not a cut one
+            done = int(next(t for t in bar.tasks if t.id == task).completed)
+            if total and 0 < done < total:  # ended before its total (early stopping): a finished bar, not a cut one
                 bar.update(task, total=done, postfix=f"stopped at {done} of {total}")
 
     return render

@@ -70,10 +70,9 @@ class CheckpointError(ValueError):
 def load_generator(cls: type[Generator], path: Path, name: str, **changed) -> Generator:
     """``cls.load(path)``; a file it cannot load raises :class:`CheckpointError` naming the file and why.
 
-    What torch warns while refusing a file (e.g. its pickle-protocol UserWarning) is left out: the error says why;
-    the warnings of a checkpoint that loads are passed on."""
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
+    torch's pickle-protocol UserWarning about a file it refuses is left out: the error says why."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
         try:
             loaded = cls.load(path, **changed)
         except Exception as exc:
@@ -85,8 +84,6 @@ def load_generator(cls: type[Generator], path: Path, name: str, **changed) -> Ge
             raise CheckpointError(f"{path}: cannot be loaded by the {name!r} generator ({type(exc).__name__}"
                                   f"{': ' + first if first else ''}): a file cut short or damaged, or another "
                                   "generator's checkpoint") from exc
-    for w in said:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return loaded
 
 
