@@ -164,6 +164,15 @@ def test_strict_mode_stops_at_the_first_bad_image(tmp_path):
         load_and_preprocess(ListSource(), Scale(), source_name="l", prep_name="s", cache_dir=None, strict=True)
 
 
+def test_strict_mode_stops_also_when_a_lenient_run_filled_the_cache(tmp_path):
+    """`augkit data` (lenient) before a strict run: the cache hit returned the skipped list and strict said nothing."""
+    kw = dict(source_name="l", prep_name="s", cache_dir=tmp_path)
+    assert load_and_preprocess(ListSource(), Scale(), **kw).skipped  # lenient: skipped, cached
+    with pytest.raises(DataError, match=r"bad.jpeg: OSError: truncated file \(strict mode stops"):
+        load_and_preprocess(ListSource(), Scale(), strict=True, **kw)
+    assert load_and_preprocess(ListSource(), Scale(), **kw).cache_hit  # the cache is kept
+
+
 def test_no_usable_image_is_a_clear_error():
     class Empty(ListSource):
         def samples(self):

@@ -14,7 +14,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from augkit.outputs.files import atomic_write_text, read_json, write_json
+from augkit.outputs.files import atomic_write_text, read_json, shared_mode, write_json
 from augkit.outputs.run_folder import RunFolder
 from augkit.version import __version__
 
@@ -109,9 +109,11 @@ def for_export(out: Path, run: Path | None, *, study: Path | None = None, note: 
 
 
 def write(out: Path, card: dict[str, Any]) -> None:
-    """``dataset_card.json`` and ``DATASET_CARD.md`` in ``out`` (atomic)."""
+    """``dataset_card.json`` and ``DATASET_CARD.md`` in ``out`` (atomic; the umask's mode, as the export they
+    describe: numbers, class names and hashes, made to be shared with it)."""
     write_json(Path(out) / JSON, card)
     atomic_write_text(Path(out) / MARKDOWN, markdown(card))
+    shared_mode(Path(out) / JSON, Path(out) / MARKDOWN)
 
 
 def markdown(card: dict[str, Any]) -> str:

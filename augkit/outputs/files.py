@@ -77,6 +77,14 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
+def shared_mode(*paths: Path) -> None:
+    """Give ``paths`` the mode a plain ``open`` would (the umask's), not owner-only: files made to be shared."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in paths:
+        os.chmod(path, 0o666 & ~mask)
+
+
 def atomic_save(obj: object, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
     import torch

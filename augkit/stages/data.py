@@ -161,6 +161,17 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
     return Loaded(data, skipped, sources, dropped_classes=empty, blank=blank)
 
 
+def _stop_if_strict(loaded: Loaded) -> None:
+    """Strict mode's errors for data read from the cache: the first skipped file, else a class left out."""
+    if loaded.skipped:
+        key, problem = loaded.skipped[0]
+        raise DataError(f"{key}: {problem} (strict mode stops at the first bad image)")
+    if loaded.dropped_classes:
+        empty = loaded.dropped_classes
+        raise DataError(f"class{'es' if len(empty) > 1 else ''} {', '.join(empty)} {'have' if len(empty) > 1 else 'has'} "
+                        "no usable image (strict mode stops; remove the empty folder or add images)")
+
+
 def is_blank(image: np.ndarray) -> bool:
     """One value in every pixel (an all-black scan, a crop that removed everything)."""
     return bool(image.size) and bool((image == image.flat[0]).all())
@@ -209,13 +220,16 @@ def load_and_preprocess(
             try:
                 blob = torch.load(path, weights_only=True)
                 data = LabeledImages(blob["images"], blob["labels"], blob["classes"], blob["groups"])
-                skipped = [tuple(s) for s in blob["skipped"]]
-                log.info("preprocess: cache hit, %d images from %s", len(data), path)
-                return Loaded(data, skipped, blob["sources"], cache_hit=True, cache_path=path,
-                              dropped_classes=list(blob["dropped_classes"]), blank=list(blob["blank"]))
+                cached = Loaded(data, [tuple(s) for s in blob["skipped"]], blob["sources"], cache_hit=True,
+                                cache_path=path, dropped_classes=list(blob["dropped_classes"]), blank=list(blob["blank"]))
             except Exception as exc:  # emptied, cut short, another format: augkit's own file, made again
                 log.warning("preprocess: the cache file %s cannot be read (%s); preprocessing again, and "
                             "writing it anew", path, type(exc).__name__)
+            else:
+                if strict:  # the cache holds what a lenient run kept: strict stops as it would have
+                    _stop_if_strict(cached)
+                log.info("preprocess: cache hit, %d images from %s", len(data), path)
+                return cached
         try:  # before the work, not after it
             make_folder(path.parent, "cache_dir", "set cache_dir to a folder you can write to, or leave it unset "
                         "(<out>/.cache)")

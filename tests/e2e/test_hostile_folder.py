@@ -71,6 +71,10 @@ def test_a_hostile_folder_runs_and_leaks_nothing(hostile, tmp_path, cli):
     # files that show real images are as private as the data
     for name in ("report.html", "preprocessing.png", "samples/real_yes.png"):
         assert (run_dir / name).stat().st_mode & 0o077 == 0, name
+    mask = os.umask(0)
+    os.umask(mask)  # what is made to be shared keeps the umask's mode: the export and its dataset card
+    for name in ("synthetic/manifest.csv", "synthetic/DATASET_CARD.md", "synthetic/dataset_card.json"):
+        assert (run_dir / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
 
 
 def test_a_class_name_that_escapes_its_folder_is_refused_before_any_work(hostile, tmp_path, cli):
