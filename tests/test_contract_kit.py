@@ -225,6 +225,11 @@ class CentreClassifier(augkit.Classifier):
         return (-(images[:, None] - self.means[None]).flatten(2).pow(2).mean(2)).softmax(1)
 
 
+class BudgetIgnored(CentreClassifier):  # says it trains to a step budget, and fit does not take one
+    def budget_steps(self, n_images):
+        return 5
+
+
 class Unnormalised(CentreClassifier):
     def predict_proba(self, images):
         return super().predict_proba(images) * 2
@@ -234,6 +239,10 @@ def test_classifiers():
     check_classifier(CentreClassifier)
     with pytest.raises(ContractError, match=r"Unnormalised: predict_proba\(images\): expected rows summing to 1"):
         check_classifier(Unnormalised)
+    # a classifier every default recipe would train to a step budget, whose fit takes none: refused in the kit, not
+    # in the middle of a user's study
+    with pytest.raises(ContractError, match=r"BudgetIgnored: fit\(train, val, seed=0, steps=5\): raised TypeError"):
+        check_classifier(BudgetIgnored)
 
 
 class Lambdas(augkit.DataSource):

@@ -308,6 +308,8 @@ def evaluate(resolved, train: LabeledImages, val: LabeledImages, test: LabeledIm
             to_train.append(j)
             continue
         log.info("%s, seed %d: the audit's classifier (same data, options and seed)", regime, seed)
+        for row in rows if board is not None else ():  # its curves beside the others' (classifier_losses.csv has them)
+            board.scalars(f"classifier/{_name(regime, g, seed, len(pools)).replace(' ', '/')}", row, row["step"])
         scored(j, classifier.predict_proba(test.images).float().numpy(), rows)
     cls, options = resolved.plugins["classifier"]
     workers = workers_for(resolved, len(to_train)) if head is None else head.pool.workers

@@ -90,7 +90,9 @@ def check_classifier(cls: type[Classifier], **options: Any) -> None:
       ``channels``/``image_size``, else 1/16) yields dict rows with an int ``"step"``, increasing;
     * ``predict_proba(images)`` returns finite float32 ``(N, 3)``, non-negative rows summing to 1;
       an image's prediction does not depend on the rest of the batch (evaluation mode);
-    * a second instance fitted with the same seed predicts the same (within 1e-5).
+    * a second instance fitted with the same seed predicts the same (within 1e-5);
+    * when it implements ``budget_steps`` (the default ``evaluation.budget: steps`` needs it), that is a
+      positive int, and ``fit(train, val, seed=0, steps=...)`` trains to it: rows as above, then predictions.
     """
     c = _Checker(cls)
     with torch.random.fork_rng(devices=[]):
@@ -119,3 +121,13 @@ def check_classifier(cls: type[Classifier], **options: Any) -> None:
         check = "a second instance fitted with the same seed"
         c.same(probs, c.call(check, refit), check, "the same predictions (fit must seed every random choice it makes)",
                atol=1e-5)
+
+        if cls.trains_to_budget():
+            budget = c.call(f"budget_steps({len(train)})", lambda: cls(cls.Options(**options)).budget_steps(len(train)))
+            c.expect(isinstance(budget, int) and budget > 0, f"budget_steps({len(train)})",
+                     "a positive int (the optimizer steps fit takes over that many images)", repr(budget))
+            check = f"fit(train, val, seed=0, steps={budget})"
+            twin = cls(cls.Options(**options))
+            _check_rows(c, c.call(check, lambda: list(twin.fit(train, val, seed=0, steps=budget))), check)
+            _check_tensor(c, c.call(f"after {check}: predict_proba(images)", lambda: twin.predict_proba(val.images)),
+                          f"after {check}: predict_proba(images)", (len(val), N_CLASSES), "(N, n_classes)")

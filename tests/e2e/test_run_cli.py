@@ -270,6 +270,7 @@ def test_a_run_writes_tensorboard_events_with_the_generator_and_classifier_curve
     scalars = set(tags["scalars"])
     assert {"generator/d_loss", "generator/g_loss", "selection/score"} <= scalars
     assert {"classifier/fake+real/s1/val_loss", "classifier/real+classic/s0/train_loss"} <= scalars
+    assert "classifier/real/s0/val_loss" in scalars  # the audit's classifier, reused as real s0: its curves too
     assert "audit/all/synthetic/recall" in scalars and "audit/near_copies" in scalars
     logged = [int(r["step"]) for r in csv.DictReader(open(run_dir / "losses.csv"))]
     assert [e.step for e in events.Scalars("generator/d_loss")] == logged  # every row losses.csv has
