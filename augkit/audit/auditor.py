@@ -289,7 +289,8 @@ def warnings_for(summary: dict, advice: str = "recipe") -> list[str]:
     left = (summary.get("fidelity") or {}).get("left_out") or {}
     for why, names in left.items():
         if names:
-            what = "synthetic images of it" if why == "no synthetic images" else "real images of it the generator did not train on"
+            what = ("synthetic images of it" if why == "no synthetic images" else
+                    "real images of it the generator did not train on")
             out.append(f"audit: class{'es' if len(names) > 1 else ''} {', '.join(names)}: {why}, left out of the "
                        f"overall fidelity figures (to measure it, add {what})")
     far = _far(summary)
@@ -298,11 +299,11 @@ def warnings_for(summary: dict, advice: str = "recipe") -> list[str]:
                    f"{FAR:g}x the real floor): {'; '.join(far)}; look at them beside real images before using them "
                    f"({say['grids']})")
     mem = summary["memorisation"]
-    held = summary["sizes"].get("heldout")
+    apart = ("held-out real images ever are" if summary["sizes"].get("heldout") else
+             "the training images are to one another")
     if mem["near_copies"]:
         out.append(f"audit: {mem['near_copies']} synthetic images ({100 * mem['near_copy_rate']:.1f}%) are near copies "
-                   f"of training images (closer than {'held-out real images ever are' if held else 'the training images are to one another'}); "
-                   f"see audit/closest_pairs.png before sharing, {say['copies']}")
+                   f"of training images (closer than {apart}); see audit/closest_pairs.png before sharing, {say['copies']}")
     c_t = (mem.get("data_copying") or {}).get("c_t")
     if c_t is not None and c_t < -3:
         out.append(f"audit: data-copying statistic C_T = {c_t:.1f} (< -3): synthetic images sit closer to the training "
@@ -316,9 +317,10 @@ def warnings_for(summary: dict, advice: str = "recipe") -> list[str]:
     if faith and faith["real_heldout"]:
         real = faith["real_heldout"]["accuracy"]
         if faith["overall"] < real - 0.2:
+            on = faith["real_heldout"].get("on", "held-out real images")
             out.append(f"audit: the real-trained classifier recognises the requested class in {100 * faith['overall']:.0f}% "
-                       f"of synthetic images but {100 * real:.0f}% of {faith['real_heldout'].get('on', 'held-out real images')}: "
-                       f"many synthetic images do not show their label ({say['unfaithful']})")
+                       f"of synthetic images but {100 * real:.0f}% of {on}: many synthetic images do not show their "
+                       f"label ({say['unfaithful']})")
     return out
 
 
