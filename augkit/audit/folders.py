@@ -21,7 +21,7 @@ from augkit.extension.roles import FeatureExtractor, LabeledImages
 from augkit.outputs import report, run_report
 from augkit.outputs.progress import no_progress
 from augkit.outputs.run_folder import RunFolder
-from augkit.stages.data import is_blank, prepare_one
+from augkit.stages.data import is_blank, like_the_others, prepare_one
 
 
 def _read_folder(root: Path, prep, *, reveal: bool, progress, registry: Registry
@@ -32,9 +32,7 @@ def _read_folder(root: Path, prep, *, reveal: bool, progress, registry: Registry
     classes, images, labels, keys, skipped, blank = source.classes, [], [], [], [], []
     samples = list(source.samples())
     for sample in progress(samples, f"read {root.name}", len(samples)):
-        image, problem = prepare_one(sample, prep)  # one bad image must not stop the audit
-        if image is not None and images and image.shape != tuple(images[0].shape):
-            image, problem = None, f"ValueError: preprocessed to shape {image.shape}, others are {tuple(images[0].shape)}"
+        image, problem = like_the_others(*prepare_one(sample, prep), images)  # one bad image must not stop the audit
         if image is None:
             skipped.append((sample.key, problem))
             continue

@@ -46,6 +46,11 @@ class LabeledImages:
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels")
 
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of every image."""
+        return tuple(self.images.shape[1:])
+
     def __len__(self) -> int:
         return len(self.labels)
 

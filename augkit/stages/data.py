@@ -133,11 +133,10 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
     images, labels, groups, sources, skipped, blank = [], [], [], [], [], []
     results = _prepared(samples, prep, workers)
     for sample, (image, problem) in zip(samples, progress(results, "preprocess", len(samples)), strict=True):
-        if image is not None and images and image.shape != tuple(images[0].shape):
-            image, problem = None, f"ValueError: preprocessed to shape {image.shape}, others are {tuple(images[0].shape)}"
+        image, problem = like_the_others(image, problem, images)
         if image is None:
             if strict:
-                raise DataError(f"{sample.key}: {problem} (strict mode stops at the first bad image)")
+                raise _strict_bad_image(sample.key, problem)
             log.warning("skipped %s: %s", sample.key, problem)
             skipped.append((sample.key, problem))
             continue
@@ -151,25 +150,40 @@ def _preprocess_all(source: DataSource, prep: Preprocessor, progress: Progress, 
         raise DataError(f"no usable images: all {len(samples)} samples were skipped or the source yielded none")
     classes, labels, empty = _without_empty(list(source.classes), labels)
     if empty:
-        message = (f"class{'es' if len(empty) > 1 else ''} {', '.join(empty)} "
-                   f"{'have' if len(empty) > 1 else 'has'} no usable image: left out, the models learn "
-                   f"{len(classes)} classes ({', '.join(classes)})")
         if strict:
-            raise DataError(f"{message} (strict mode stops; remove the empty folder or add images)")
-        log.warning("%s", message)
+            raise _strict_empty(empty, classes)
+        log.warning("%s", _empty_message(empty, classes))
     data = LabeledImages(torch.stack(images), torch.tensor(labels, dtype=torch.long), classes, groups)
     return Loaded(data, skipped, sources, dropped_classes=empty, blank=blank)
+
+
+def like_the_others(image: np.ndarray | None, problem: str | None, kept: list[torch.Tensor]
+                    ) -> tuple[np.ndarray | None, str | None]:
+    """``prepare_one``'s (image, problem), with a preprocessed shape unlike the kept images' as the problem."""
+    if image is not None and kept and image.shape != tuple(kept[0].shape):
+        return None, f"ValueError: preprocessed to shape {image.shape}, others are {tuple(kept[0].shape)}"
+    return image, problem
+
+
+def _empty_message(empty: list[str], classes: list[str]) -> str:
+    return (f"class{'es' if len(empty) > 1 else ''} {', '.join(empty)} {'have' if len(empty) > 1 else 'has'} no "
+            f"usable image: left out, the models learn {len(classes)} classes ({', '.join(classes)})")
+
+
+def _strict_empty(empty: list[str], classes: list[str]) -> DataError:
+    return DataError(f"{_empty_message(empty, classes)} (strict mode stops; remove the empty folder or add images)")
+
+
+def _strict_bad_image(key: str, problem: str) -> DataError:
+    return DataError(f"{key}: {problem} (strict mode stops at the first bad image)")
 
 
 def _stop_if_strict(loaded: Loaded) -> None:
     """Strict mode's errors for data read from the cache: the first skipped file, else a class left out."""
     if loaded.skipped:
-        key, problem = loaded.skipped[0]
-        raise DataError(f"{key}: {problem} (strict mode stops at the first bad image)")
+        raise _strict_bad_image(*loaded.skipped[0])
     if loaded.dropped_classes:
-        empty = loaded.dropped_classes
-        raise DataError(f"class{'es' if len(empty) > 1 else ''} {', '.join(empty)} {'have' if len(empty) > 1 else 'has'} "
-                        "no usable image (strict mode stops; remove the empty folder or add images)")
+        raise _strict_empty(loaded.dropped_classes, loaded.data.classes)
 
 
 def is_blank(image: np.ndarray) -> bool:

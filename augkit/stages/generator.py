@@ -48,7 +48,7 @@ def train_generator(resolved: ResolvedRecipe, train: LabeledImages, val: Labeled
     generator, history = _start(resolved, folder, resume=resume)
     scorer = _judge(resolved, train, val, folder, history) if recipe.selection.enabled and here.main else None
     checkpoint = Checkpointer(folder, generator, scorer, history, classes=train.classes, seed=recipe.seed,
-                              shape=tuple(train.images.shape[1:]))
+                              shape=train.image_shape)
     if here.main:
         folder.folder(RunFolder.SAMPLES)
     step = 0

@@ -112,7 +112,7 @@ def audit_synthetic(resolved: ResolvedRecipe, generator: Generator, batches: lis
             break
         labels = torch.cat([torch.full((int(n),), c, dtype=torch.long) for c, n in enumerate(short.tolist())])
         todo = list(generate_batches(generator, labels, seed=recipe.seed, batch_size=recipe.synthetic.batch_size,
-                                     first=next_batch, shape=tuple(train.images.shape[1:])))
+                                     first=next_batch, shape=train.image_shape))
         next_batch += len(todo)
         dropped["replacements_generated"] += len(labels)
     if drop:  # keep the planned count per class: replacements can overshoot a class

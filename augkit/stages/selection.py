@@ -124,7 +124,7 @@ class Scorer:
     def __init__(self, judge: Judge, train: LabeledImages, *, per_class: int, seed: int, trusted: bool = True,
                  heldout: LabeledImages | None = None):
         self.judge, self.classes, self.seed, self.trusted = judge, train.classes, seed, trusted
-        self.shape = tuple(train.images.shape[1:])
+        self.shape = train.image_shape
         self.labels = torch.arange(len(train.classes)).repeat_interleave(per_class)
         self.train_pixels = flat(train.images)
         if heldout is not None and len(heldout):

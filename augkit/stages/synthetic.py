@@ -68,7 +68,7 @@ def sample_synthetic(resolved: ResolvedRecipe, generator: Generator, checkpoint:
     needs, labels = pool_plan(recipe, train)
     counts = torch.bincount(labels, minlength=len(train.classes)).tolist()
     batches = list(generate_batches(generator, labels, seed=recipe.seed, batch_size=recipe.synthetic.batch_size,
-                                    progress=progress, shard=True, shape=tuple(train.images.shape[1:])))
+                                    progress=progress, shard=True, shape=train.image_shape))
     classifier = None
     if recipe.audit.enabled:
         batches, classifier = screening.audit_pool(resolved, generator, batches, train, val, folder, progress)
@@ -120,7 +120,7 @@ def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFold
     else:
         _, labels = pool_plan(original, train)
         batches = list(generate_batches(generator, labels, seed=original.seed, batch_size=original.synthetic.batch_size,
-                                        progress=progress, shard=True, shape=tuple(train.images.shape[1:])))
+                                        progress=progress, shard=True, shape=train.image_shape))
     have = pool_of(batches, train).counts()
     short = [max(w - h, 0) for w, h in zip(study.pool_counts(needs, len(train.classes)), have)]
     record = {"run": {"images": sum(have), "batch_seeds": sorted({b.seed for b in batches})},
@@ -130,7 +130,7 @@ def regenerate_pool(resolved: ResolvedRecipe, generator: Generator, run: RunFold
         first = max((b.seed - base for b in batches), default=-1) + 1
         labels = torch.cat([torch.full((n,), c, dtype=torch.long) for c, n in enumerate(short)])
         extra = list(generate_batches(generator, labels, seed=original.seed, batch_size=recipe.synthetic.batch_size,
-                                      progress=progress, first=first, shard=True, shape=tuple(train.images.shape[1:])))
+                                      progress=progress, first=first, shard=True, shape=train.image_shape))
         if batches:
             log.info("the evaluation needs %s more synthetic images per class than the run exported: generated with "
                      "batch seeds from %d", short, base + first)

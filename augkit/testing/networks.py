@@ -36,7 +36,8 @@ def check_generator(cls: type[Generator], **options: Any) -> None:
         train = _labeled_images(channels or 1, size or 16, per_class=4, seed=0)
         labels = torch.tensor([0, 1, 2, 2, 1, 0])
 
-        c.expect(c.call("steps_done", lambda: gen.steps_done) == 0, "steps_done before fit", "0", gen.steps_done)
+        before = c.call("steps_done", lambda: gen.steps_done)
+        c.expect(before == 0, "steps_done before fit", "0", before)
         rows = c.call("fit(train, seed=0)", lambda: list(gen.fit(train, seed=0)))
         _check_rows(c, rows, "fit(train, seed=0)")
         if rows:  # augkit resume keeps the log rows and checkpoint scores up to steps_done
